@@ -1,0 +1,24 @@
+"""The checker's harness: one small API that every lesson's checks use.
+
+    from harness import *
+
+    check(title, needs=...)   decorator: a test function becomes a check
+    fail(what, tried=, expected=, seen=, hint=)   report a failed check
+    expect_bytes(...)         compare bytes, showing a caret at the first difference
+    note(text)                a line shown under a passing check
+    T(seconds)                a timeout, scaled by NETCOURSE_TIMEOUT_SCALE
+    run(argv, timeout=)       run a program in its own process group, always reaped
+    start_server(binary)      start a server with -p 0, read its "port N"
+    LineClient(port)          a line-based protocol client
+    Capture(ports)            a dumpcap capture proven ready, read with tshark
+    trace(argv, syscalls)     strace a program; the calls it made, parsed
+"""
+from .timeouts import T
+from .report import CheckFailed, CannotCheck, fail, cannot_check, note, expect_bytes, show_bytes
+from .checks import check
+from .procs import run, spawn, start_server, free_port, closed_port, Server, RunResult
+from .client import LineClient, connect
+from .capture import Capture, Packet, describe_all
+from .strace import trace, Trace, Syscall
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,205 @@
+"""Packet captures on the loopback interface, with a probe barrier.
+
+dumpcap starts quickly, but a capture is not trusted until it has *seen*
+something: after starting it, the checker sends a UDP probe to 127.0.0.1:9
+every 50 ms until one shows up in the capture (so no packet of the test can
+be missed), and before stopping it sends one more and waits for it (so every
+packet sent before has arrived). No sleeps, no guesses.
+
+    with Capture(ports=[port]) as cap:
+        ...traffic...
+    packets = cap.tcp_packets()      # read back with tshark
+
+The checker normally runs inside its own network namespace (checker/run.py),
+so the loopback interface carries nothing but the test's own traffic.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from .procs import kill_group, spawn
+from .report import CannotCheck
+from .timeouts import T
+
+PROBE_PORT = 9   # "discard": nothing listens there, and the filter lets it through
+
+
+@dataclass
+class Packet:
+    number: int
+    src_port: int
+    dst_port: int
+    syn: bool
+    ack: bool
+    fin: bool
+    rst: bool
+    length: int          # TCP payload bytes
+
+    @property
+    def kind(self) -> str:
+        """SYN, SYN-ACK, RST, DATA, FIN or ACK (a pure ACK: no payload, no other flag)."""
+        if self.rst:
+            return "RST"
+        if self.syn:
+            return "SYN-ACK" if self.ack else "SYN"
+        if self.length > 0:
+            return "DATA"
+        if self.fin:
+            return "FIN"
+        return "ACK"
+
+    def from_client(self, server_port: int) -> bool:
+        return self.dst_port == server_port
+
+    def describe(self, server_port: int) -> str:
+        """e.g. "#4   client → server  DATA 6 bytes +FIN"."""
+        direction = "client → server" if self.from_client(server_port) else "server → client"
+        text = self.kind + (f" {self.length} bytes" if self.length else "")
+        if self.fin and self.kind != "FIN":
+            text += " +FIN"
+        return f"#{self.number:<3} {direction}  {text}"
+
+
+def describe_all(packets, server_port: int, limit: int = 16) -> list[str]:
+    rows = [p.describe(server_port) for p in packets[:limit]] or ["(no TCP packets)"]
+    if len(packets) > limit:
+        rows.append(f"… {len(packets) - limit} more")
+    return rows
+
+
+def capture_unavailable_reason() -> str | None:
+    if shutil.which("dumpcap") is None or shutil.which("tshark") is None:
+        return "dumpcap/tshark are not installed (Debian package: tshark)"
+    return None
+
+
+class Capture:
+    def __init__(self, ports=(), directory=None):
+        self.ports = list(ports)
+        self.dir = directory or tempfile.mkdtemp(prefix="netcourse-capture-")
+        self.path = os.path.join(self.dir, "capture.pcap")
+        self.token = uuid.uuid4().hex[:12]
+        self._seen = b""
+        self._lock = threading.Lock()
+        self._proc = None
+        self._reader = None
+        self._probes = 0
+
+    @property
+    def filter(self) -> str:
+        tcp = " or ".join(f"tcp port {p}" for p in self.ports) or "tcp"
+        return f"({tcp}) or (udp dst port {PROBE_PORT})"
+
+    # -- lifecycle --
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.stop()
+        else:
+            self._kill()
+
+    def start(self):
+        reason = capture_unavailable_reason()
+        if reason:
+            raise CannotCheck(reason, "make deps")
+        self._file = open(self.path, "wb")
+        self._proc = spawn(["dumpcap", "-q", "-i", "lo", "-f", self.filter, "-P", "-w", "-"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._probe_until_seen(T(10)):
+            err = self._stop_dumpcap()
+            raise CannotCheck(_explain_dumpcap_failure(err), _capture_fix())
+
+    def stop(self):
+        """Waits for a last probe (so every earlier packet is in), then stops dumpcap."""
+        arrived = self._probe_until_seen(T(5))
+        self._stop_dumpcap()
+        if not arrived:
+            raise CannotCheck("the capture stopped seeing packets before the test ended")
+
+    def _kill(self):
+        if self._proc:
+            self._stop_dumpcap()
+
+    def _stop_dumpcap(self) -> bytes:
+        kill_group(self._proc)
+        self._reader.join(timeout=T(5))
+        self._file.close()
+        return self._proc.stderr.read() if self._proc.stderr else b""
+
+    # -- the probe barrier --
+    def _read(self):
+        fd = self._proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):
+            self._file.write(chunk)
+            self._file.flush()
+            with self._lock:
+                # Keep only a tail: enough to find a probe token split across reads.
+                self._seen = (self._seen + chunk)[-(1 << 20):]
+
+    def _probe_until_seen(self, timeout: float) -> bool:
+        self._probes += 1
+        token = f"netcourse-probe-{self.token}-{self._probes}".encode()
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None and not self._reader.is_alive():
+                    return False
+                udp.sendto(token, ("127.0.0.1", PROBE_PORT))
+                end = min(deadline, time.monotonic() + 0.05)
+                while time.monotonic() < end:
+                    with self._lock:
+                        if token in self._seen:
+                            return True
+                    time.sleep(0.005)
+        return False
+
+    # -- reading it back --
+    def tcp_packets(self) -> list["Packet"]:
+        """Every TCP packet captured, in order, via tshark."""
+        fields = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
+                  "tcp.flags.fin", "tcp.flags.reset", "tcp.len"]
+        cmd = ["tshark", "-r", self.path, "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
+        for f in fields:
+            cmd += ["-e", f]
+        out = subprocess.run(cmd, capture_output=True, timeout=T(30)).stdout.decode()
+        packets = []
+        for row in out.splitlines():
+            v = row.split(",")
+            if len(v) != len(fields):
+                continue
+            flag = lambda s: s in ("1", "True")
+            packets.append(Packet(int(v[0]), int(v[1]), int(v[2]), flag(v[3]), flag(v[4]),
+                                  flag(v[5]), flag(v[6]), int(v[7] or 0)))
+        return packets
+
+    def tshark_text(self, limit=20) -> list[str]:
+        """tshark's own one-line summaries, for showing the student."""
+        out = subprocess.run(["tshark", "-r", self.path, "-Y", "tcp"], capture_output=True,
+                             timeout=T(30)).stdout.decode().splitlines()
+        return out[:limit]
+
+
+def _explain_dumpcap_failure(stderr: bytes) -> str:
+    text = stderr.decode(errors="replace").strip().splitlines()
+    message = next((l for l in text if "ermission" in l or "don't have" in l), text[-1] if text else "")
+    return f"packet capture on lo does not work here ({message or 'dumpcap saw no packets'})"
+
+
+def _capture_fix() -> str:
+    if os.geteuid() != 0 and os.environ.get("NETCOURSE_NETNS") != "1":
+        return ("run the checker as root (sudo make lesson-NN), or allow unprivileged user "
+                "namespaces so the checker can capture in its own (Ubuntu: "
+                "sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0), or add yourself "
+                "to the wireshark group (sudo dpkg-reconfigure wireshark-common)")
+    return "check that `dumpcap -i lo` works in this environment"

@@ -1,0 +1,70 @@
+"""The program under check: where its sources are, where its binaries go, how to build it."""
+import pathlib
+import subprocess
+
+from .procs import program_lines
+from .report import CheckFailed
+from .timeouts import T
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class Target:
+    """One lesson's code of one kind: the student's, the solution, a starter or a mutant.
+
+    Sources live in SRC_ROOT/LESSON/, binaries go to BIN_ROOT/LESSON/ (the
+    Makefile's rules map one to the other)."""
+
+    def __init__(self, lesson: str, src_root: str, bin_root: str, label: str):
+        self.lesson = lesson                       # e.g. "01-raw-client"
+        self.src_root = ROOT / src_root
+        self.bin_root = ROOT / bin_root
+        self.label = label                         # e.g. "your code", "the solution"
+
+    @property
+    def number(self) -> str:
+        return self.lesson[:2]
+
+    @property
+    def source_dir(self) -> pathlib.Path:
+        return self.src_root / self.lesson
+
+    def binary(self, name: str, variant: str = "plain") -> pathlib.Path:
+        suffix = "" if variant == "plain" else f"-{variant}"
+        return self.bin_root / self.lesson / f"{name}{suffix}"
+
+    def shown(self, path) -> str:
+        """A path as the student would type it (relative to the repository)."""
+        try:
+            return str(pathlib.Path(path).relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+    def build(self, names, variants=("plain",)):
+        """Builds each program in each variant; CheckFailed with the compiler's errors if not."""
+        targets = [self.shown(self.binary(n, v)) for n in names for v in variants]
+        make(targets, what=f"{self.label} in {self.shown(self.source_dir)}")
+
+
+def make(targets, what: str):
+    """Runs make for the given targets; CheckFailed showing the first compiler errors if it fails."""
+    try:
+        result = subprocess.run(["make", "--no-print-directory", *targets], cwd=ROOT,
+                                capture_output=True, timeout=T(600))
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"building {what} took more than {T(600):.0f}s") from None
+    if result.returncode != 0:
+        output = result.stderr or result.stdout
+        errors = [line for line in output.decode(errors="replace").splitlines()
+                  if "error" in line or "undefined reference" in line]
+        shown = "\n".join(errors[:10]).encode() if errors else output
+        raise CheckFailed(f"{what} does not compile", tried="make " + " ".join(targets),
+                          details=program_lines(shown, limit=20, label="compiler"),
+                          hint="fix the first error first: later ones are often caused by it")
+
+
+def tool(name: str) -> pathlib.Path:
+    """A course tool (tools/NAME.cc), built if needed."""
+    path = ROOT / "build" / "tools" / name
+    make([str(path.relative_to(ROOT))], what=f"the course tool {name}")
+    return path

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Runs a lesson's checks (or the checker's self-tests) with pytest.
+
+    run.py lessons NN          your code in lessons/NN-*/
+    run.py solutions NN        the reference in solutions/NN-*/
+    run.py starters NN         the untouched starter, made afresh from solutions/
+    run.py mutant NN NAME      a known-bad variant (checker/mutants/)
+    run.py selftest            the checker's own tests
+  options: --only CHECK_ID (repeatable), --json FILE
+
+Everything runs in a private network namespace where the system allows it
+(as root: `unshare -n`; otherwise a user+network namespace, `unshare -rn`):
+its loopback interface carries only the checks' own traffic, and packets can
+be captured without special rights. If neither works the checks run on the
+machine's own loopback, and the capture checks say why they cannot run.
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+CHECKER = pathlib.Path(__file__).resolve().parent
+ROOT = CHECKER.parent
+sys.path.insert(0, str(CHECKER))
+
+
+def lesson_name(number: str) -> str:
+    matches = sorted(p.name for p in (ROOT / "solutions").glob(f"{int(number):02d}-*"))
+    if not matches:
+        known = ", ".join(sorted(p.name[:2] for p in (ROOT / "solutions").glob("[0-9][0-9]-*")))
+        sys.exit(f"[checker] there is no lesson {number} (lessons: {known})")
+    return matches[0]
+
+
+def test_module(lesson: str) -> pathlib.Path:
+    return CHECKER / "lessons" / f"test_{lesson.replace('-', '_')}.py"
+
+
+def enter_network_namespace():
+    """Re-executes this script inside a fresh network namespace, if possible."""
+    if os.environ.get("NETCOURSE_NETNS") or os.environ.get("NETCOURSE_NO_NETNS"):
+        return
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        os.environ["NETCOURSE_NETNS"] = "none: unshare or ip (util-linux, iproute2) missing"
+        return
+    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
+    probe = subprocess.run(unshare + ["ip", "link", "set", "lo", "up"], capture_output=True)
+    if probe.returncode != 0:
+        why = probe.stderr.decode(errors="replace").strip().splitlines()
+        os.environ["NETCOURSE_NETNS"] = "none: " + (why[-1] if why else "unshare failed")
+        return
+    os.environ["NETCOURSE_NETNS"] = "1"
+    os.execvp("unshare", unshare + [sys.executable, *sys.argv])
+
+
+def bring_up_loopback():
+    if os.environ.get("NETCOURSE_NETNS") == "1":
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def pytest_args(args) -> list[str]:
+    common = ["-q", "--no-header", "--tb=no", "-rN", "-p", "no:cacheprovider",
+              "-p", "harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
+    if args.kind == "selftest":
+        return common + [str(CHECKER / "selftest")]
+    lesson = lesson_name(args.number)
+    roots = {
+        "lessons": ("lessons", "build/lessons", "your code"),
+        "solutions": ("solutions", "build/solutions", "the solution"),
+        "starters": ("build/src/starters", "build/starters", "the untouched starter"),
+    }
+    if args.kind == "mutant":
+        from mutants import prepare
+        src_root = prepare(lesson, args.mutant)
+        roots["mutant"] = (src_root, src_root.replace("build/src/", "build/"), f"mutant {args.mutant}")
+    if args.kind == "starters":
+        subprocess.run([sys.executable, str(ROOT / "tools" / "make_starters.py"), "--out",
+                        str(ROOT / "build" / "src" / "starters")], check=True, stdout=subprocess.DEVNULL)
+    src, bins, label = roots[args.kind]
+    extra = [f"--nc-only={c}" for c in args.only]
+    if args.json:
+        extra.append(f"--nc-json={args.json}")
+    elif args.kind == "lessons":
+        extra.append(f"--nc-json={ROOT / 'build' / 'last-run.json'}")
+    return common + [str(test_module(lesson)), f"--nc-lesson={lesson}", f"--nc-src-root={src}",
+                     f"--nc-bin-root={bins}", f"--nc-label={label}", *extra]
+
+
+def main():
+    parser = argparse.ArgumentParser(description="run netcourse checks")
+    parser.add_argument("kind", choices=["lessons", "solutions", "starters", "mutant", "selftest"])
+    parser.add_argument("number", nargs="?")
+    parser.add_argument("mutant", nargs="?")
+    parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    if args.kind != "selftest" and not args.number:
+        parser.error("which lesson? e.g. run.py lessons 01")
+    try:
+        import pytest  # noqa: F401
+    except ImportError:
+        sys.exit(f"[checker] pytest is missing for {sys.executable}: run `make deps` "
+                 "(Debian package python3-pytest)")
+    enter_network_namespace()
+    bring_up_loopback()
+    os.chdir(ROOT)
+    (ROOT / "build").mkdir(exist_ok=True)
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = str(CHECKER) + (os.pathsep + env_path if env_path else "")
+    import pytest
+    code = pytest.main(pytest_args(args))
+    if args.kind == "lessons":
+        from progress_state import record_run
+        record_run(ROOT, lesson_name(args.number))
+    sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+// Unit tests for lessons/common: the plumbing every lesson's program relies on.
+#include "common/io.h"
+#include "common/server.h"
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+TEST_CASE("parse_port accepts 0..65535 and nothing else", "[server]") {
+    CHECK(parse_port("0") == 0);
+    CHECK(parse_port("8080") == 8080);
+    CHECK(parse_port("65535") == 65535);
+    CHECK(parse_port("65536") == -1);
+    CHECK(parse_port("-1") == -1);
+    CHECK(parse_port("80x") == -1);
+    CHECK(parse_port("") == -1);
+    CHECK(parse_port(nullptr) == -1);
+}
+
+TEST_CASE("write_all delivers every byte even when the peer drains slowly", "[io]") {
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    // A small send buffer forces many short writes for a 1 MiB payload.
+    int small = 4096;
+    REQUIRE(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0);
+
+    std::string payload(1 << 20, '\0');
+    for (std::size_t i = 0; i < payload.size(); i++)
+        payload[i] = static_cast<char>('a' + i % 26);
+
+    std::string received;
+    std::thread reader([&] {
+        char buffer[1000];   // smaller than the writer's chunks, on purpose
+        ssize_t n;
+        while ((n = read(fds[1], buffer, sizeof(buffer))) > 0)
+            received.append(buffer, static_cast<std::size_t>(n));
+    });
+    bool ok = write_all(fds[0], payload.data(), payload.size());
+    close(fds[0]);
+    reader.join();
+    close(fds[1]);
+
+    CHECK(ok);
+    CHECK(received.size() == payload.size());
+    CHECK(received == payload);
+}
+
+TEST_CASE("write_all reports an error instead of hiding it", "[io]") {
+    std::signal(SIGPIPE, SIG_IGN);
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    close(fds[1]);  // nobody will ever read
+    const char message[] = "lost";
+    errno = 0;
+    CHECK_FALSE(write_all(fds[0], message, sizeof(message)));
+    CHECK(errno == EPIPE);
+    close(fds[0]);
+}
+
+TEST_CASE("write_all of zero bytes succeeds without writing", "[io]") {
+    CHECK(write_all(-1, "", 0));   // never touches the (invalid) descriptor
+}

@@ -1,0 +1,31 @@
+// server.h: what every course server does the same way, so that each
+// lesson's file shows only its own idea.
+//
+// The conventions (graders and later lessons rely on them):
+//   * `-p PORT` chooses the port; `-p 0` asks the kernel for a free one;
+//   * once listening, the server prints "port N" as its first line on stdout;
+//   * SIGINT and SIGTERM end it with exit status 0;
+//   * SIGPIPE is ignored: writing to a peer that went away is an error
+//     (EPIPE) to handle, not a reason to die.
+#pragma once
+
+struct ServerOptions {
+    int port = -1;                      // from -p; 0 means "any free port"
+    const char* bind_address = nullptr; // from -b; nullptr means all IPv4 addresses
+};
+
+// Parses `-p PORT [-b ADDRESS]`. Prints a usage line and exits 2 on bad input.
+ServerOptions parse_server_options(int argc, char** argv);
+
+// Parses a decimal port number 0..65535. Returns -1 if text is not one.
+int parse_port(const char* text);
+
+// socket + SO_REUSEADDR + bind + listen, for the servers of lessons after 02
+// (lesson 02 writes these calls out by hand). Exits via die() on failure.
+int listen_tcp(const ServerOptions& options);
+
+// Prints "port N" (the port fd is bound to) on stdout and flushes it.
+void announce_port(int listen_fd);
+
+// Installs the SIGINT/SIGTERM/SIGPIPE behaviour described above.
+void stop_on_signals();
