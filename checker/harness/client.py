@@ -21,7 +21,14 @@ class LineClient:
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float | None = None):
         self.timeout = T(5) if timeout is None else timeout
-        self.sock = connect(port, host, self.timeout)
+        try:
+            self.sock = connect(port, host, self.timeout)
+        except ConnectionRefusedError:
+            raise CheckFailed(f"the connection to {host}:{port} was refused",
+                              expected="the server to accept it",
+                              seen="ECONNREFUSED: the kernel answered the SYN with RST",
+                              hint="nothing listens on that port: does your server call listen()? "
+                                   "is it still running?") from None
         self.sock.settimeout(self.timeout)
         self.buffer = b""
         self.sent = b""    # everything sent since the last read, shown on failure

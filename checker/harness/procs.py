@@ -75,7 +75,10 @@ class RunResult:
             return f"still running after {self.seconds:.1f}s, so the checker killed it"
         if self.returncode is not None and self.returncode < 0:
             name = signal.Signals(-self.returncode).name
-            return f"killed by {name}" + (" (a crash: bad memory access)" if name == "SIGSEGV" else "")
+            why = {"SIGSEGV": " (a crash: bad memory access)",
+                   "SIGPIPE": " (it wrote to a connection the other side had closed, or never had)",
+                   "SIGABRT": " (abort(): a failed assertion or a sanitizer)"}.get(name, "")
+            return f"killed by {name}{why}"
         return f"exit status {self.returncode}"
 
     def stderr_lines(self, limit=12) -> list[str]:

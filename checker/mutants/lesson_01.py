@@ -1,0 +1,39 @@
+"""Mutants of lesson 01's http_get: each brings back one bug of the source text's client."""
+from . import Mutant
+
+LESSON = "01-raw-client"
+
+MUTANTS = [
+    Mutant("one-recv", "http_get.cc",
+           [('            die("write");\n    }', '            die("write");\n        break;   // one recv() taken as the whole reply\n    }')],
+           {"big": "got only the first", "dribble": "got only the first", "strace": "not 0"},
+           "stops after the first recv()"),
+    Mutant("overflow", "http_get.cc",
+           [("recv(fd, buffer, sizeof(buffer), 0)", "recv(fd, buffer, 6000, 0)")],
+           {"asan_clean": "sanitizers stopped"},
+           "lets recv() write 6000 bytes into a 4096-byte buffer"),
+    Mutant("ignores-connect-error", "http_get.cc",
+           [("        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)\n            break;",
+             "        connect(fd, a->ai_addr, a->ai_addrlen);   // result ignored\n        break;")],
+           {"refused": "must be reported"},
+           "never looks at what connect() returned"),
+    Mutant("hardcoded-ip", "http_get.cc",
+           [("getaddrinfo(host, port, &hints, &addresses)",
+             'getaddrinfo("127.0.0.1", port, &hints, &addresses)')],
+           {"uses_host_argument": "exit status"},
+           "connects to 127.0.0.1 whatever host it is given"),
+    Mutant("numbers-only", "http_get.cc",
+           [("    hints.ai_socktype = SOCK_STREAM;\n",
+             "    hints.ai_socktype = SOCK_STREAM;\n    hints.ai_flags = AI_NUMERICHOST;   // like inet_addr: no names\n")],
+           {"resolves_names": "exit status"},
+           "reads only dotted numbers, like inet_addr()"),
+    Mutant("puts-output", "http_get.cc",
+           [('        if (!write_all(STDOUT_FILENO, buffer, static_cast<size_t>(received)))\n            die("write");',
+             '        buffer[received < 4096 ? received : 4095] = \'\\0\';   // as if a reply were a C string\n        puts(buffer);')],
+           {"small": "bytes more"},
+           "prints each piece with puts(), which adds a newline (and loses bytes)"),
+    Mutant("no-usage", "http_get.cc",
+           [("if (argc < 3 || argc > 4) {", "if (argc < 1) {")],
+           {"usage": "how to use it"},
+           "never checks its arguments"),
+]

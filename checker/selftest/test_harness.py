@@ -1,0 +1,85 @@
+"""Unit tests of the harness's own logic: diffs, strace parsing, packet kinds, cleanup."""
+import os
+import time
+
+from harness import T, run, start_server
+from harness.capture import Packet
+from harness.report import caret_diff, first_difference, show_bytes
+from harness.strace import parse
+
+
+def test_caret_points_at_first_difference():
+    expected, got, caret = caret_diff(b"EXCHANGED\r\n", b"ERROR\r\n")
+    assert expected == "expected  EXCHANGED\\r\\n"
+    assert got == "got       ERROR\\r\\n"
+    assert caret.index("^") == len("expected  E")
+    assert "byte 1" in caret
+
+
+def test_caret_counts_escapes_as_their_printed_width():
+    _, _, caret = caret_diff(b"a\r\nb", b"a\r\nc")
+    assert caret.index("^") == len("expected  a\\r\\n")
+
+
+def test_first_difference_of_a_prefix_is_its_end():
+    assert first_difference(b"abc", b"ab") == 2
+    assert first_difference(b"abc", b"abc") is None
+
+
+def test_show_bytes_escapes_and_truncates():
+    assert show_bytes(b"\x00\xff\n") == "\\x00\\xff\\n"
+    assert show_bytes(b"x" * 100, limit=10).endswith("… (100 bytes in all)")
+
+
+def test_strace_lines_are_parsed_with_errors_and_resumes():
+    text = ("101 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3\n"
+            "101 connect(3, {sa_family=AF_INET}, 16) = -1 ECONNREFUSED (Connection refused)\n"
+            "101 recvfrom(3,  <unfinished ...>\n"
+            "102 read(0, \"\", 1) = 0\n"
+            "101 <... recvfrom resumed>\"abc\", 10, 0, NULL, NULL) = 3\n")
+    calls = parse(text)
+    assert [c.name for c in calls] == ["socket", "connect", "read", "recvfrom"]
+    assert calls[1].result == -1 and calls[1].error == "ECONNREFUSED"
+    assert calls[3].result == 3
+
+
+def test_packet_kinds():
+    p = lambda **f: Packet(1, 5000, 80, f.get("syn", False), f.get("ack", False), f.get("fin", False),
+                           f.get("rst", False), f.get("length", 0))
+    assert p(syn=True).kind == "SYN"
+    assert p(syn=True, ack=True).kind == "SYN-ACK"
+    assert p(ack=True).kind == "ACK"
+    assert p(ack=True, length=5).kind == "DATA"
+    assert p(ack=True, fin=True).kind == "FIN"
+    assert p(ack=True, fin=True, length=5).describe(80).endswith("DATA 5 bytes +FIN")
+    assert p(rst=True, ack=True).kind == "RST"
+
+
+def test_run_kills_the_whole_group_on_timeout():
+    result = run(["sh", "-c", "sleep 60 & echo $!; wait"], timeout=T(1))
+    assert result.timed_out
+    child = int(result.stdout.split()[0])
+    time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z"
+
+
+def test_silent_server_is_diagnosed_and_killed(tmp_path):
+    script = tmp_path / "silent-server"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    try:
+        start_server(script, timeout=T(0.5))
+    except AssertionError as failure:
+        assert "printed nothing" in str(failure)
+    else:
+        raise AssertionError("a server without a port line was accepted")
+    assert os.system(f"pgrep -f '{script}' >/dev/null") != 0, "the silent server was left running"
+
+
+def test_server_that_exits_is_diagnosed():
+    try:
+        start_server("/bin/false", timeout=T(5))
+    except AssertionError as failure:
+        assert "exited before it printed its port" in str(failure)
+    else:
+        raise AssertionError("a server that exited was accepted")

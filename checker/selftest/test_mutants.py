@@ -1,0 +1,113 @@
+"""The checker's own tests: every check can fail, and fails for the right reason.
+
+Each mutant (checker/mutants/) is run through the checks it should trip;
+each must fail them with the promised words. Every check of every lesson
+must be tripped by at least one mutant, and every untouched starter must
+fail at least one check.
+"""
+import concurrent.futures
+import importlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from harness import note
+
+from mutants import all_mutants
+
+CHECKER = pathlib.Path(__file__).resolve().parents[1]
+ROOT = CHECKER.parent
+MUTANTS = all_mutants()
+LESSONS = sorted({m.lesson for m in MUTANTS})
+
+
+def run_checks(args) -> dict:
+    """Runs checker/run.py with args; returns its JSON results (and its output, for failures)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        proc = subprocess.run([sys.executable, str(CHECKER / "run.py"), *args, "--json", out.name],
+                              capture_output=True, timeout=600, env=os.environ)
+        try:
+            results = json.loads(pathlib.Path(out.name).read_text())
+        except ValueError:
+            results = {"checks": []}
+    results["output"] = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    results["exit"] = proc.returncode
+    return results
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Runs every mutant and every starter at once (they share nothing but loopback)."""
+    jobs = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for m in MUTANTS:
+            only = [a for c in m.caught_by for a in ("--only", c)]
+            jobs[(m.lesson, m.name)] = pool.submit(run_checks, ["mutant", m.lesson[:2], m.name, *only])
+        for lesson in LESSONS:
+            jobs[(lesson, "starter")] = pool.submit(run_checks, ["starters", lesson[:2]])
+        return {key: job.result() for key, job in jobs.items()}
+
+
+def lesson_checks(lesson: str) -> dict[str, str]:
+    module = importlib.import_module(f"lessons.test_{lesson.replace('-', '_')}")
+    return {f._nc_check["id"]: f._nc_check["title"] for f in vars(module).values()
+            if callable(f) and hasattr(f, "_nc_check")}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.lesson[:2]}-{m.name}")
+def test_mutant_is_caught(mutant, runs):
+    results = runs[(mutant.lesson, mutant.name)]
+    by_id = {c["id"]: c for c in results["checks"]}
+    for check_id, words in mutant.caught_by.items():
+        got = by_id.get(check_id)
+        assert got is not None, f"check {check_id} did not run on mutant {mutant.name}:\n{results['output']}"
+        assert got["outcome"] == "failed", (
+            f"mutant {mutant.name} ({mutant.bug}) passed check {check_id!r}:\n{results['output']}")
+        text = "\n".join(got["lines"])
+        assert words in text, f"check {check_id} failed without saying {words!r}:\n{text}"
+        note(f"{mutant.bug}: ✗ {got['title']}: {got['lines'][0] if got['lines'] else ''}")
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_check_is_proven_able_to_fail(lesson):
+    caught = {c for m in MUTANTS if m.lesson == lesson for c in m.caught_by}
+    missing = {i: t for i, t in lesson_checks(lesson).items() if i not in caught and i != "build"}
+    assert not missing, f"no mutant proves these checks of {lesson} can fail: {missing}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_untouched_starter_fails(lesson, runs):
+    results = runs[(lesson, "starter")]
+    failed = [c["title"] for c in results["checks"] if c["outcome"] == "failed"]
+    assert failed, f"the untouched starter of {lesson} passes every check:\n{results['output']}"
+    assert results["exit"] == 1, f"the checker itself broke on the starter:\n{results['output']}"
+    assert results["checks"][0]["outcome"] == "passed", f"the starter of {lesson} does not build"
+
+
+def test_build_failure_is_one_cause(tmp_path):
+    """A starter that does not compile shows one ✗ (the build) and no cascade."""
+    src = ROOT / "build" / "src" / "mutants" / "syntax-error" / "02-server-syscalls"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "echo_server.cc").write_text("int main() { this is not C++ }\n")
+    results = run_checks_on("build/src/mutants/syntax-error", "build/mutants/syntax-error", "02-server-syscalls")
+    outcomes = [c["outcome"] for c in results["checks"]]
+    assert outcomes[0] == "failed" and set(outcomes[1:]) == {"waiting"}, results["output"]
+    assert "[compiler]" in results["output"] and "does not compile" in results["output"]
+
+
+def run_checks_on(src_root, bin_root, lesson) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        test_file = CHECKER / "lessons" / f"test_{lesson.replace('-', '_')}.py"
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--tb=no", "-p", "no:cacheprovider",
+                               "-p", "harness.plugin", "-c", str(CHECKER / "pytest.ini"),
+                               str(test_file), f"--nc-lesson={lesson}", f"--nc-src-root={src_root}",
+                               f"--nc-bin-root={bin_root}", "--nc-label=a broken program",
+                               f"--nc-json={out.name}"], capture_output=True, cwd=ROOT, timeout=300)
+        results = json.loads(pathlib.Path(out.name).read_text())
+    results["output"] = proc.stdout.decode(errors="replace")
+    return results

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes sure the Debian packages the course needs are installed.
+# As root it installs what is missing; otherwise it prints the one command to run.
+set -euo pipefail
+
+PACKAGES=(
+  make g++ clang          # compilers: g++ 12 builds, clang 14 checks warnings
+  catch2                  # unit tests (catch2/catch.hpp, v2)
+  python3 python3-pytest  # the checker
+  tshark                  # dumpcap and tshark: packet captures
+  strace gdb              # system call traces, thread stacks
+  iproute2 util-linux     # ip and unshare: the checker's own network namespace
+  inotify-tools           # make watch-NN
+  netcat-openbsd curl     # poking servers by hand
+)
+
+if ! command -v dpkg-query >/dev/null; then
+  echo "[deps] not a Debian-like system: install the equivalents of: ${PACKAGES[*]}" >&2
+  exit 0
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "[deps] missing Debian packages: ${missing[*]}" >&2
+  echo "[deps] install them with:" >&2
+  echo "    sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "[deps] installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "[deps] done"
