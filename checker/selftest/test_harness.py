@@ -65,7 +65,8 @@ def test_run_kills_the_whole_group_on_timeout():
 
 def test_silent_server_is_diagnosed_and_killed(tmp_path):
     script = tmp_path / "silent-server"
-    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    pidfile = tmp_path / "pid"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
     script.chmod(0o755)
     try:
         start_server(script, timeout=T(0.5))
@@ -73,7 +74,8 @@ def test_silent_server_is_diagnosed_and_killed(tmp_path):
         assert "printed nothing" in str(failure)
     else:
         raise AssertionError("a server without a port line was accepted")
-    assert os.system(f"pgrep -f '{script}' >/dev/null") != 0, "the silent server was left running"
+    pid = int(pidfile.read_text())
+    assert not os.path.exists(f"/proc/{pid}"), "the silent server was left running"
 
 
 def test_server_that_exits_is_diagnosed():
