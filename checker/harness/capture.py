@@ -28,6 +28,7 @@ from .report import CannotCheck
 from .timeouts import T
 
 PROBE_PORT = 9   # "discard": nothing listens there, and the filter lets it through
+_failed_before = None   # why capturing failed, so the next checks just refer to it
 
 
 @dataclass
@@ -108,9 +109,12 @@ class Capture:
             self._kill()
 
     def start(self):
+        global _failed_before
         reason = capture_unavailable_reason()
         if reason:
             raise CannotCheck(reason, "make deps")
+        if _failed_before:
+            raise CannotCheck("packet capture does not work here: see the first capture check above")
         self._file = open(self.path, "wb")
         self._proc = spawn(["dumpcap", "-q", "-i", "lo", "-f", self.filter, "-P", "-w", "-"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -118,7 +122,8 @@ class Capture:
         self._reader.start()
         if not self._probe_until_seen(T(10)):
             err = self._stop_dumpcap()
-            raise CannotCheck(_explain_dumpcap_failure(err), _capture_fix())
+            _failed_before = _explain_dumpcap_failure(err)
+            raise CannotCheck(_failed_before, _capture_fix())
 
     def stop(self):
         """Waits for a last probe (so every earlier packet is in), then stops dumpcap."""
@@ -197,8 +202,11 @@ def _explain_dumpcap_failure(stderr: bytes) -> str:
 
 
 def _capture_fix() -> str:
-    if os.geteuid() != 0 and os.environ.get("NETCOURSE_NETNS") != "1":
-        return ("run the checker as root (sudo make lesson-NN), or allow unprivileged user "
+    netns = os.environ.get("NETCOURSE_NETNS", "")
+    if os.geteuid() != 0 and netns != "1":
+        why = f"the checker could not make its own network namespace ({netns[6:]}); " \
+            if netns.startswith("none: ") else ""
+        return why + ("run the checker as root (sudo make lesson-NN), or allow unprivileged user "
                 "namespaces so the checker can capture in its own (Ubuntu: "
                 "sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0), or add yourself "
                 "to the wireshark group (sudo dpkg-reconfigure wireshark-common)")

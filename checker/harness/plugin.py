@@ -192,6 +192,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_keyboard_interrupt(excinfo):
     procs.kill_all()
+    print("\n[checker] interrupted: every process the checker started has been stopped")
 
 
 def pytest_unconfigure(config):
