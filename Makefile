@@ -28,7 +28,7 @@ LESSONS := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-*)))
 lesson_dir = $(firstword $(filter $(1)-%,$(LESSONS)))
 
 .DEFAULT_GOAL := help
-.PHONY: help deps lesson-% solution-% watch-% hint-% progress starters check-drift \
+.PHONY: help deps lesson-% solution-% watch-% hint-% progress starters check-drift captures \
         programs unit selftest test clang-build clean
 .SECONDARY:
 
@@ -86,6 +86,7 @@ help:
 	@echo
 	@echo "  make test          everything CI runs: unit tests, solutions, starters, self-tests"
 	@echo "  make starters      regenerate lessons/ from solutions/ (FORCE=1 overwrites edits)"
+	@echo "  make captures      record the reference packet captures in captures/ again"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo
@@ -115,6 +116,9 @@ starters:
 
 check-drift:
 	@$(PYTHON) tools/make_starters.py --check
+
+captures: deps programs
+	@$(PYTHON) tools/make_captures.py
 
 # ---- for CI and maintainers -------------------------------------------------
 

@@ -12,7 +12,6 @@
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SELF="$ROOT/tools/watch.sh"
 cd "$ROOT" || exit 1
 
 die() { echo "[watch] $*" >&2; exit 2; }
@@ -29,11 +28,6 @@ known_lessons() {
 
 # ---- which lesson -----------------------------------------------------------
 
-ONCE=0
-if [[ ${1:-} == --once ]]; then   # internal: one check, for entr
-    ONCE=1
-    shift
-fi
 [[ $# -eq 1 ]] || die "usage: tools/watch.sh NN, e.g. make watch-01 (lessons: $(known_lessons))"
 NN=$1
 [[ $NN =~ ^[0-9][0-9]$ ]] || die "'$NN' is not a lesson number: give two digits, e.g. make watch-01 (lessons: $(known_lessons))"
@@ -64,11 +58,6 @@ run_check() {
     echo "[watch] lesson $NN · waiting for you to save a file (Ctrl-C to stop)"
 }
 
-if [[ $ONCE == 1 ]]; then
-    run_check
-    exit 0
-fi
-
 # A file whose saving should trigger a check: sources, not editor droppings.
 is_source() {
     local name=${1##*/}
@@ -79,9 +68,10 @@ is_source() {
     esac
 }
 
+# The source files, one a line; with `fingerprint`, with their times and sizes.
 list_sources() {
     find "${WATCH_DIRS[@]}" -type f \( -name '*.cc' -o -name '*.h' -o -name '*.hpp' -o -name Makefile \) \
-        ! -name '.*' 2>/dev/null | sort
+        ! -name '.*' ! -name '*~' ! -name '#*#' -printf "%p${1:+ %T@ %s}\n" 2>/dev/null | sort
 }
 
 # ---- cleaning up ----------------------------------------------------------------
@@ -123,7 +113,7 @@ relevant_event() {
 # Returns once a relevant change has settled (300 ms with no further relevant
 # event); returns 1 if the watcher has gone away.
 wait_for_change() {
-    local line rc left deadline timeout
+    local line left deadline timeout
     while :; do
         IFS= read -r -u 3 line || return 1
         relevant_event "$line" && break
@@ -133,13 +123,10 @@ wait_for_change() {
         now_us; left=$((deadline - REPLY))
         ((left > 0)) || return 0
         printf -v timeout '%d.%06d' $((left / 1000000)) $((left % 1000000))
-        if IFS= read -r -t "$timeout" -u 3 line; then
-            relevant_event "$line" && { now_us; deadline=$((REPLY + 300000)); }
-        else
-            rc=$?
-            ((rc > 128)) && return 0 # quiet for 300 ms
-            return 0                 # watcher gone: run this last check, the next wait ends
-        fi
+        # A timeout means 300 ms of quiet; end of file, that the watcher has
+        # gone (this change still gets its check, the next wait returns 1).
+        IFS= read -r -t "$timeout" -u 3 line || return 0
+        relevant_event "$line" && { now_us; deadline=$((REPLY + 300000)); }
     done
 }
 
@@ -173,20 +160,38 @@ watch_inotify() {
 
 # ---- entr ------------------------------------------------------------------------
 
+# entr only tells that something changed: the script itself compares the
+# sources' times and sizes before and after, and waits for them to settle.
 watch_entr() {
-    local files new_files rc flags=(-p -d)
-    [[ -t 0 ]] || flags+=(-n)
+    local last current settled rc
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/netcourse-watch.XXXXXX") || return 1
+    last=$(list_sources fingerprint)
     run_check
-    files=$(list_sources)
     while :; do
-        # -d: entr exits (status 2) when a file is added to a watched directory;
-        # then start again, checking at once only if a new source file appeared.
-        printf '%s\n' "$files" | entr "${flags[@]}" "$SELF" --once "$NN"
-        rc=$?
-        [[ $rc == 2 ]] || return 0
-        new_files=$(list_sources)
-        [[ $new_files != "$files" ]] && run_check
-        files=$new_files
+        current=$(list_sources fingerprint)
+        if [[ $current == "$last" ]]; then
+            # -z: return after the first change; -d: or when a file appears in a
+            # watched directory (the loop then watches the new file too).
+            # (In the background, so that a signal stops the wait at once.)
+            list_sources | entr -n -p -d -z true >/dev/null 2>"$TMP/log" &
+            WATCH_PID=$!
+            wait "$WATCH_PID"
+            rc=$?
+            WATCH_PID=
+            if ((rc != 0 && rc != 2)); then
+                echo "[watch] entr failed: $(tail -n 1 "$TMP/log")" >&2
+                return 1
+            fi
+        fi
+        settled=$(list_sources fingerprint)
+        while sleep 0.3; do
+            current=$(list_sources fingerprint)
+            [[ $current == "$settled" ]] && break
+            settled=$current
+        done
+        [[ $settled == "$last" ]] && continue
+        last=$settled
+        run_check
     done
 }
 
@@ -205,16 +210,12 @@ watch_manual() {
 
 case ${NETCOURSE_WATCH:-auto} in
     inotify) watch_inotify || exit 1 ;;
-    entr) watch_entr ;;
+    entr) watch_entr || exit 1 ;;
     manual) watch_manual ;;
     auto)
-        if command -v inotifywait >/dev/null && watch_inotify; then
-            :
-        elif command -v entr >/dev/null && list_sources | grep -q .; then
-            watch_entr
-        else
+        command -v inotifywait >/dev/null && watch_inotify ||
+            { command -v entr >/dev/null && list_sources | grep -q . && watch_entr; } ||
             watch_manual
-        fi
         ;;
     *) die "NETCOURSE_WATCH must be inotify, entr or manual" ;;
 esac

@@ -172,27 +172,31 @@ class Capture:
     # -- reading it back --
     def tcp_packets(self) -> list["Packet"]:
         """Every TCP packet captured, in order, via tshark."""
-        fields = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
-                  "tcp.flags.fin", "tcp.flags.reset", "tcp.len"]
-        cmd = ["tshark", "-r", self.path, "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
-        for f in fields:
-            cmd += ["-e", f]
-        out = subprocess.run(cmd, capture_output=True, timeout=T(30)).stdout.decode()
-        packets = []
-        for row in out.splitlines():
-            v = row.split(",")
-            if len(v) != len(fields):
-                continue
-            flag = lambda s: s in ("1", "True")
-            packets.append(Packet(int(v[0]), int(v[1]), int(v[2]), flag(v[3]), flag(v[4]),
-                                  flag(v[5]), flag(v[6]), int(v[7] or 0)))
-        return packets
+        return read_tcp_packets(self.path)
 
     def tshark_text(self, limit=20) -> list[str]:
         """tshark's own one-line summaries, for showing the student."""
         out = subprocess.run(["tshark", "-r", self.path, "-Y", "tcp"], capture_output=True,
                              timeout=T(30)).stdout.decode().splitlines()
         return out[:limit]
+
+
+def read_tcp_packets(path) -> list[Packet]:
+    """The TCP packets of a capture file, in order, read with tshark."""
+    fields = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
+              "tcp.flags.fin", "tcp.flags.reset", "tcp.len"]
+    cmd = ["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, timeout=T(30)).stdout.decode()
+    flag = lambda s: s in ("1", "True")
+    packets = []
+    for row in out.splitlines():
+        v = row.split(",")
+        if len(v) == len(fields):
+            packets.append(Packet(int(v[0]), int(v[1]), int(v[2]), flag(v[3]), flag(v[4]),
+                                  flag(v[5]), flag(v[6]), int(v[7] or 0)))
+    return packets
 
 
 def _explain_dumpcap_failure(stderr: bytes) -> str:

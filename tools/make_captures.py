@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Records the reference packet captures in captures/ from the solutions.
+
+    make captures
+
+Each capture is taken the way the checker takes them (its own network
+namespace, a probe barrier around the traffic), then saved as a .pcap for
+Wireshark/tshark and a .txt with tshark's one-line summaries, for readers
+without either. The probe packets (UDP to port 9) are filtered out.
+"""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "checker"))
+
+import run as checker_run  # noqa: E402  (the checker's namespace set-up)
+from harness import Capture, LineClient, closed_port, free_port, start_server  # noqa: E402
+from harness.client import connect  # noqa: E402
+from harness.procs import kill_all, run  # noqa: E402
+from harness.target import tool  # noqa: E402
+
+OUT = ROOT / "captures"
+
+
+def save(cap: Capture, name: str, port: int, about: str):
+    pcap = OUT / f"{name}.pcap"
+    subprocess.run(["tshark", "-r", cap.path, "-Y", f"tcp.port == {port}", "-w", str(pcap)],
+                   check=True, capture_output=True)
+    lines = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True).stdout
+    (OUT / f"{name}.txt").write_text(f"# {about}\n# tshark -r captures/{name}.pcap\n{lines}")
+    print(f"wrote captures/{name}.pcap and .txt ({len(lines.splitlines())} packets)")
+
+
+def connect_before_listen():
+    with closed_port() as port:
+        with Capture([port]) as cap:
+            try:
+                connect(port).close()
+            except ConnectionRefusedError:
+                pass
+    save(cap, "02-connect-before-listen", port,
+         "connect() to a bound port nobody listens on: the SYN is answered by RST (ECONNREFUSED)")
+
+
+def echo_session():
+    port = free_port()
+    server = ROOT / "build/solutions/02-server-syscalls/echo_server"
+    with start_server(server, port=port), Capture([port]) as cap:
+        with LineClient(port) as client:
+            client.send(b"ping\n")
+            client.read_exactly(5)
+            client.shutdown_write()
+            client.read_until_eof()
+    save(cap, "02-echo-session", port,
+         "lesson 02's echo server: handshake, `ping\\n` and its echo, then a FIN from each side")
+
+
+def dribble():
+    with start_server(tool("course-httpd")) as httpd, Capture([httpd.port]) as cap:
+        run([ROOT / "build/solutions/01-raw-client/http_get", "127.0.0.1", httpd.port, "/dribble"],
+            timeout=30)
+    save(cap, "01-dribble", httpd.port,
+         "lesson 01's client fetching /dribble: the body arrives one byte per segment")
+
+
+def main():
+    checker_run.enter_network_namespace()
+    checker_run.bring_up_loopback()
+    if shutil.which("tshark") is None:
+        sys.exit("make_captures: tshark is missing (make deps)")
+    subprocess.run(["make", "-s", "programs"], cwd=ROOT, check=True)
+    OUT.mkdir(exist_ok=True)
+    try:
+        connect_before_listen()
+        echo_session()
+        dribble()
+    finally:
+        kill_all()
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
