@@ -30,7 +30,7 @@ MUTANTS = [
     Mutant("puts-output", "http_get.cc",
            [('        if (!write_all(STDOUT_FILENO, buffer, static_cast<size_t>(received)))\n            die("write");',
              '        buffer[received < 4096 ? received : 4095] = \'\\0\';   // as if a reply were a C string\n        puts(buffer);')],
-           {"small": "bytes more"},
+           {"small": "not the server's reply"},
            "prints each piece with puts(), which adds a newline (and loses bytes)"),
     Mutant("no-usage", "http_get.cc",
            [("if (argc < 3 || argc > 4) {", "if (argc < 1) {")],
