@@ -128,6 +128,16 @@ def test_closes_at_eof(target):
 def test_stops_on_signals(target):
     for sig in (signal.SIGTERM, signal.SIGINT):
         with server(target) as s:
+            try:   # a server serves until it is stopped: it must still be there now
+                with LineClient(s.port) as client:
+                    echo_roundtrip(target, client, b"still there?\n", "the echo", "")
+            except CheckFailed:
+                pass   # the echo checks report that; here only the exit status matters
+            if not s.alive():
+                fail(f"your server exited by itself, before the checker sent {sig.name}",
+                     tried=tried(target), expected="a server that runs until SIGINT or SIGTERM",
+                     seen=f"exit status {s.proc.returncode}", details=program_lines(s.stderr()),
+                     hint="after a client, go back to accept(): main() must never return (TODO 3)")
             code = s.stop(sig, timeout=T(5))
             if code != 0:
                 seen = "still running after 5s" if code is None else (
