@@ -46,7 +46,7 @@ def enter_network_namespace():
         os.environ["NETCOURSE_NETNS"] = "none: unshare or ip (util-linux, iproute2) missing"
         return
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-    probe = subprocess.run(unshare + ["ip", "link", "set", "lo", "up"], capture_output=True)
+    probe = subprocess.run(unshare + ["ip", "link", "set", "lo", "up"], capture_output=True, timeout=30)
     if probe.returncode != 0:
         why = probe.stderr.decode(errors="replace").strip().splitlines()
         os.environ["NETCOURSE_NETNS"] = "none: " + (why[-1] if why else "unshare failed")
@@ -57,7 +57,7 @@ def enter_network_namespace():
 
 def bring_up_loopback():
     if os.environ.get("NETCOURSE_NETNS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
 
 
 def pytest_args(args) -> list[str]:

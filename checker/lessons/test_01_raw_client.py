@@ -5,6 +5,8 @@ reply, byte for byte. The server is the course's own (tools/course_httpd.cc),
 started here on a free port; the expected bytes are what it sends to the
 checker's own careful client.
 """
+import signal
+
 import pytest
 
 from harness import (CheckFailed, T, check, closed_port, expect_bytes, fail, note, run,
@@ -13,6 +15,8 @@ from harness.client import LineClient
 from harness.target import tool
 
 PROGRAM = "http_get"
+HINT_CRASH = ("a crash in a client this small is usually memory: does recv() write past the end "
+              "of its buffer? Ask for at most sizeof(buffer) bytes (TODO 3)")
 HINT_LOOP = ("one recv() returns what has arrived so far, not the whole reply: "
              "call it until it returns 0 (TODO 3)")
 
@@ -46,9 +50,12 @@ def expect_reply(target, result, want: bytes, hint: str):
     details = result.stderr_lines()
     if result.returncode is not None and result.returncode < 0 and "SIG" in result.exit_description():
         asan = target.shown(target.binary(PROGRAM, "asan"))
-        details.append(f"to see where it crashed: {asan} {' '.join(map(str, result.argv[1:]))}")
+        path = result.argv[-1]
+        details.append(f"to see where: start build/tools/course-httpd -p 0, then run {asan} 127.0.0.1 PORT {path}")
+        if result.returncode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT):
+            hint = HINT_CRASH
     if result.timed_out or result.returncode != 0:
-        fail(f"your program ended with {result.exit_description()}", tried=tried(result, target),
+        fail(f"your program ended: {result.exit_description()}", tried=tried(result, target),
              expected="exit status 0 and the whole reply on stdout",
              seen=f"{len(result.stdout)} bytes on stdout: {show_bytes(result.stdout, 40)}",
              details=details, hint=hint)
