@@ -174,11 +174,6 @@ class Capture:
         """Every TCP packet captured, in order, via tshark."""
         return read_tcp_packets(self.path)
 
-    def tshark_text(self, limit=20) -> list[str]:
-        """tshark's own one-line summaries, for showing the student."""
-        out = subprocess.run(["tshark", "-r", self.path, "-Y", "tcp"], capture_output=True,
-                             timeout=T(30)).stdout.decode().splitlines()
-        return out[:limit]
 
 
 def read_tcp_packets(path) -> list[Packet]:

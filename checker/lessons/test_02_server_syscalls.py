@@ -232,7 +232,7 @@ def test_refused_before_listen(target):
 @check("tshark: the handshake is SYN, SYN-ACK, ACK", needs=["announces_port"])
 def test_handshake(target):
     port = free_port()
-    with server(target, port=port) as s, Capture([port]) as cap:
+    with server(target, port=port), Capture([port]) as cap:
         try:
             connect(port).close()
         except ConnectionRefusedError:
