@@ -5,6 +5,7 @@
     run.py solutions NN        the reference in solutions/NN-*/
     run.py starters NN         the untouched starter, made afresh from solutions/
     run.py mutant NN NAME      a known-bad variant (checker/mutants/)
+    run.py dir NN SRC_ROOT     the sources in SRC_ROOT/NN-*/ (under build/src/), e.g. a broken program
     run.py selftest            the checker's own tests
   options: --only CHECK_ID (repeatable), --json FILE
 
@@ -75,6 +76,8 @@ def pytest_args(args) -> list[str]:
         from mutants import prepare
         src_root = prepare(lesson, args.mutant)
         roots["mutant"] = (src_root, src_root.replace("build/src/", "build/"), f"mutant {args.mutant}")
+    if args.kind == "dir":
+        roots["dir"] = (args.mutant, args.mutant.replace("build/src/", "build/"), f"the program in {args.mutant}")
     if args.kind == "starters":
         subprocess.run([sys.executable, str(ROOT / "tools" / "make_starters.py"), "--out",
                         str(ROOT / "build" / "src" / "starters")], check=True, stdout=subprocess.DEVNULL)
@@ -90,7 +93,7 @@ def pytest_args(args) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser(description="run netcourse checks")
-    parser.add_argument("kind", choices=["lessons", "solutions", "starters", "mutant", "selftest"])
+    parser.add_argument("kind", choices=["lessons", "solutions", "starters", "mutant", "dir", "selftest"])
     parser.add_argument("number", nargs="?")
     parser.add_argument("mutant", nargs="?")
     parser.add_argument("--only", action="append", default=[])

@@ -94,20 +94,8 @@ def test_build_failure_is_one_cause(tmp_path):
     src = ROOT / "build" / "src" / "mutants" / "syntax-error" / "02-server-syscalls"
     src.mkdir(parents=True, exist_ok=True)
     (src / "echo_server.cc").write_text("int main() { this is not C++ }\n")
-    results = run_checks_on("build/src/mutants/syntax-error", "build/mutants/syntax-error", "02-server-syscalls")
+    results = run_checks(["dir", "02", "build/src/mutants/syntax-error"])
     outcomes = [c["outcome"] for c in results["checks"]]
     assert outcomes[0] == "failed" and set(outcomes[1:]) == {"waiting"}, results["output"]
     assert "[compiler]" in results["output"] and "does not compile" in results["output"]
 
-
-def run_checks_on(src_root, bin_root, lesson) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        test_file = CHECKER / "lessons" / f"test_{lesson.replace('-', '_')}.py"
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--tb=no", "-p", "no:cacheprovider",
-                               "-p", "harness.plugin", "-c", str(CHECKER / "pytest.ini"),
-                               str(test_file), f"--nc-lesson={lesson}", f"--nc-src-root={src_root}",
-                               f"--nc-bin-root={bin_root}", "--nc-label=a broken program",
-                               f"--nc-json={out.name}"], capture_output=True, cwd=ROOT, timeout=300)
-        results = json.loads(pathlib.Path(out.name).read_text())
-    results["output"] = proc.stdout.decode(errors="replace")
-    return results
