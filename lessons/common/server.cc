@@ -3,6 +3,7 @@
 #include "common/errors.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +72,24 @@ int listen_tcp(const ServerOptions& options) {
     if (listen(fd, SOMAXCONN) < 0)
         die("listen");
     return fd;
+}
+
+int accept_client(int listen_fd) {
+    while (true) {
+        int fd = accept(listen_fd, nullptr, nullptr);
+        if (fd >= 0)
+            return fd;
+        switch (errno) {
+        case EINTR: case ECONNABORTED: case EPROTO:
+            continue;                    // that client is gone; wait for the next
+        case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
+            std::perror("accept");       // out of resources: others must close first
+            usleep(10000);
+            continue;
+        default:
+            die("accept");
+        }
+    }
 }
 
 void announce_port(int listen_fd) {

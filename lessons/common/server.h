@@ -24,6 +24,11 @@ int parse_port(const char* text);
 // (lesson 02 writes these calls out by hand). Exits via die() on failure.
 int listen_tcp(const ServerOptions& options);
 
+// accept() that rides out what one client can cause: a connection reset
+// before it was accepted, a signal, running out of descriptors for a moment.
+// Returns the connected socket; exits via die() only if listen_fd is unusable.
+int accept_client(int listen_fd);
+
 // Prints "port N" (the port fd is bound to) on stdout and flushes it.
 void announce_port(int listen_fd);
 

@@ -1,0 +1,92 @@
+// WeensyDB version 3: one mutex, held for a whole connection.
+//
+//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//
+// Version 2's threads raced on the table. Here a mutex protects it, and a
+// connection's thread takes it when the client arrives and gives it back
+// when the client leaves. ThreadSanitizer is quiet: no two threads ever
+// touch the table at once.
+//
+// The catch: while one client is connected, every other thread waits for
+// the mutex, so a client that never hangs up stops everyone again, as in
+// version 1. Version 4 (lesson 06) holds the mutex for much less time.
+#include "common/io.h"
+#include "common/server.h"
+#include "common/wdb_request.h"
+#include "common/wdb_table.h"
+
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+static Bucket table[NBUCKETS];
+// BEGIN TODO 1: declare the mutex that protects table (a std::mutex).
+static std::mutex table_mutex;   // protects table
+// END TODO 1
+
+static void do_get(const Request& request, std::string& reply) {
+    for (const std::string& key : request.keys) {
+        Bucket& bucket = table[bucket_of(key)];
+        if (Item* item = find_item(bucket, key))
+            append_value(reply, item->key, item->flags, item->value);
+    }
+    reply += "END\r\n";
+}
+
+static void do_set(const Request& request, std::string& reply) {
+    const std::string& key = request.keys[0];
+    store_item(table[bucket_of(key)], key, request.flags, request.data);
+    reply += "STORED\r\n";
+}
+
+static void do_delete(const Request& request, std::string& reply) {
+    const std::string& key = request.keys[0];
+    bool deleted = erase_item(table[bucket_of(key)], key);
+    reply += deleted ? "DELETED\r\n" : "NOT_FOUND\r\n";
+}
+
+static void do_exch(const Request& request, std::string& reply) {
+    const std::string& key1 = request.keys[0];
+    const std::string& key2 = request.keys[1];
+    bool exchanged = exchange_items(table[bucket_of(key1)], key1, table[bucket_of(key2)], key2);
+    reply += exchanged ? "EXCHANGED\r\n" : "NOT_FOUND\r\n";
+}
+
+// Runs one complete request against the table; appends its answer to reply.
+static void execute(const Request& request, std::string& reply) {
+    switch (request.command) {
+    case Command::get: do_get(request, reply); break;
+    case Command::set: do_set(request, reply); break;
+    case Command::del: do_delete(request, reply); break;
+    case Command::exch: do_exch(request, reply); break;
+    case Command::invalid: reply += request.error; break;
+    }
+}
+
+// Serves one client until it closes the connection.
+static void handle_connection(int client) {
+    // BEGIN TODO 2: take table_mutex for as long as this client is
+    // connected: a std::lock_guard at the top of this function.
+    std::lock_guard guard(table_mutex);   // held until this client hangs up
+    // END TODO 2
+    LineReader in = request_reader(client);
+    Request request;
+    while (read_request(in, request)) {
+        std::string reply;
+        execute(request, reply);
+        if (!request.noreply && !write_all(client, reply.data(), reply.size()))
+            break;
+    }
+    close(client);
+}
+
+int main(int argc, char** argv) {
+    ServerOptions options = parse_server_options(argc, argv);
+    stop_on_signals();
+    int listener = listen_tcp(options);
+    announce_port(listener);
+    while (true) {
+        int client = accept_client(listener);
+        std::thread(handle_connection, client).detach();
+    }
+}

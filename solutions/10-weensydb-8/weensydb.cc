@@ -1,0 +1,113 @@
+// WeensyDB version 8: exch locks buckets in one global order.
+//
+//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//
+// Version 7 could deadlock when `exch a b` and `exch b a` ran at once, each
+// thread holding one bucket's mutex and waiting for the other's. The cure
+// is an order that every thread follows: lower bucket number first. Then
+// whoever holds bucket 5 can only be waiting for a bucket above 5, so no
+// cycle of waiting threads can form.
+#include "common/io.h"
+#include "common/server.h"
+#include "common/wdb_request.h"
+#include "common/wdb_table.h"
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+static Bucket table[NBUCKETS];
+static std::mutex bucket_mutex[NBUCKETS];   // bucket_mutex[b] protects table[b]
+
+static void do_get(const Request& request, std::string& reply) {
+    for (const std::string& key : request.keys) {
+        std::size_t b = bucket_of(key);
+        std::lock_guard guard(bucket_mutex[b]);
+        Bucket& bucket = table[b];
+        if (Item* item = find_item(bucket, key))
+            append_value(reply, item->key, item->flags, item->value);
+    }
+    reply += "END\r\n";
+}
+
+static void do_set(const Request& request, std::string& reply) {
+    const std::string& key = request.keys[0];
+    std::size_t b = bucket_of(key);
+    std::lock_guard guard(bucket_mutex[b]);
+    store_item(table[b], key, request.flags, request.data);
+    reply += "STORED\r\n";
+}
+
+static void do_delete(const Request& request, std::string& reply) {
+    const std::string& key = request.keys[0];
+    std::size_t b = bucket_of(key);
+    std::lock_guard guard(bucket_mutex[b]);
+    bool deleted = erase_item(table[b], key);
+    reply += deleted ? "DELETED\r\n" : "NOT_FOUND\r\n";
+}
+
+static void do_exch(const Request& request, std::string& reply) {
+    const std::string& key1 = request.keys[0];
+    const std::string& key2 = request.keys[1];
+    std::size_t b1 = bucket_of(key1);
+    std::size_t b2 = bucket_of(key2);
+    // BEGIN TODO 1: lock the lower-numbered bucket first, whatever the
+    // order of the keys (std::min, std::max), and still only once when
+    // b1 == b2. Every thread then takes bucket locks in the same order.
+    //| bucket_mutex[b1].lock();
+    //| if (b2 != b1)
+    //|     bucket_mutex[b2].lock();
+    //| bool exchanged = exchange_items(table[b1], key1, table[b2], key2);
+    //| if (b2 != b1)
+    //|     bucket_mutex[b2].unlock();
+    //| bucket_mutex[b1].unlock();
+    std::size_t first = std::min(b1, b2);
+    std::size_t second = std::max(b1, b2);
+    bucket_mutex[first].lock();
+    if (second != first)
+        bucket_mutex[second].lock();
+    bool exchanged = exchange_items(table[b1], key1, table[b2], key2);
+    if (second != first)
+        bucket_mutex[second].unlock();
+    bucket_mutex[first].unlock();
+    // END TODO 1
+    reply += exchanged ? "EXCHANGED\r\n" : "NOT_FOUND\r\n";
+}
+
+// Runs one complete request against the table; appends its answer to reply.
+// The request is complete before any lock is taken, and the reply is
+// written after every lock is released: no network I/O with a mutex held.
+static void execute(const Request& request, std::string& reply) {
+    switch (request.command) {
+    case Command::get: do_get(request, reply); break;
+    case Command::set: do_set(request, reply); break;
+    case Command::del: do_delete(request, reply); break;
+    case Command::exch: do_exch(request, reply); break;
+    case Command::invalid: reply += request.error; break;
+    }
+}
+
+// Serves one client until it closes the connection.
+static void handle_connection(int client) {
+    LineReader in = request_reader(client);
+    Request request;
+    while (read_request(in, request)) {
+        std::string reply;
+        execute(request, reply);
+        if (!request.noreply && !write_all(client, reply.data(), reply.size()))
+            break;
+    }
+    close(client);
+}
+
+int main(int argc, char** argv) {
+    ServerOptions options = parse_server_options(argc, argv);
+    stop_on_signals();
+    int listener = listen_tcp(options);
+    announce_port(listener);
+    while (true) {
+        int client = accept_client(listener);
+        std::thread(handle_connection, client).detach();
+    }
+}
