@@ -67,11 +67,23 @@ $(eval $(call program_rules,$(BUILD)/tools,tools))
 $(BUILD)/tools/course-httpd: $(BUILD)/tools/course_httpd
 	cp $< $@
 
+# The WeensyDB "bad clients" that students run by hand against their servers
+# (a client that never closes, one that sends half a request, one that never
+# reads), and the lock tracer the checker preloads into a server: an
+# LD_PRELOAD library, so it has its own rule (tools/lock_trace.cc says why).
+BAD_CLIENTS := $(addprefix $(BUILD)/tools/,wdb_never_close wdb_half_request wdb_never_read)
+$(BUILD)/tools/liblocktrace.so: tools/lock_trace.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_BASE) -O2 -fPIC -shared -MMD -MP $< -o $@ -ldl
+programs: $(BAD_CLIENTS) $(BUILD)/tools/liblocktrace.so
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Every solution and tool program, plain variant (the checker builds the rest on demand).
 SOLUTION_PROGRAMS := $(patsubst %.cc,$(BUILD)/%,$(wildcard solutions/[0-9][0-9]-*/*.cc))
 programs: $(SOLUTION_PROGRAMS) $(BUILD)/tools/course-httpd $(foreach v,$(VARIANTS),$(call common_lib,$(v)))
+# The WeensyDB load generator, built with everything else so `make test` keeps it warning-free.
+programs: $(BUILD)/tools/wdb_bench
 
 # ---- for students ---------------------------------------------------------
 
@@ -87,6 +99,7 @@ help:
 	@echo "  make test          everything CI runs: unit tests, solutions, starters, self-tests"
 	@echo "  make starters      regenerate lessons/ from solutions/ (FORCE=1 overwrites edits)"
 	@echo "  make captures      record the reference packet captures in captures/ again"
+	@echo "  make bench-weensydb  WeensyDB v4, v5, v8 and memcached under the same load"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo
@@ -119,6 +132,11 @@ check-drift:
 
 captures: deps programs
 	@$(PYTHON) tools/make_captures.py
+
+# BENCH_SECONDS=10 BENCH_CONNECTIONS=32 make bench-weensydb: longer runs, more load.
+.PHONY: bench-weensydb
+bench-weensydb: deps programs $(BUILD)/tools/wdb_bench
+	@$(PYTHON) tools/bench_weensydb.py
 
 # ---- for CI and maintainers -------------------------------------------------
 

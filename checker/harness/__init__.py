@@ -12,6 +12,10 @@
     LineClient(port)          a line-based protocol client
     Capture(ports)            a dumpcap capture proven ready, read with tshark
     trace(argv, syscalls)     strace a program; the calls it made, parsed
+    LockTrace(path), locktrace_env(path)   mutexes a program takes, socket I/O done holding one
+    start_tsan_server(binary, log_dir), run_tsan(argv, log_dir)   a TSan build, retried under setarch -R
+    read_reports(log_dir), parse_reports(text)   TSan reports, each with a one-line summary()
+    diagnose_hang(pid, source_dir)   which thread of a hung process waits for which mutex, and where
 """
 from .timeouts import T
 from .report import CheckFailed, CannotCheck, fail, cannot_check, note, expect_bytes, show_bytes
@@ -20,5 +24,9 @@ from .procs import run, spawn, start_server, free_port, closed_port, Server, Run
 from .client import LineClient, connect
 from .capture import Capture, Packet, describe_all
 from .strace import trace, Trace, Syscall
+from .locktrace import LockTrace, locktrace_env
+from .tsan import (tsan_env, parse_reports, read_reports, is_mapping_failure, start_tsan_server,
+                   run_tsan, TsanReport)
+from .deadlock import diagnose_hang, thread_states
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -183,15 +183,17 @@ class Server:
         self._stderr_file.close()
 
 
-def start_server(binary, args=(), port: int = 0, wrapper=(), timeout: float | None = None) -> Server:
+def start_server(binary, args=(), port: int = 0, wrapper=(), timeout: float | None = None,
+                 env: dict | None = None) -> Server:
     """Starts `binary -p PORT args…` and waits for its "port N" line.
 
     Raises CheckFailed, naming the cause, if the server exits first, prints
-    something else, or stays silent for `timeout` seconds."""
+    something else, or stays silent for `timeout` seconds. `env`: its environment
+    (default: the checker's own)."""
     timeout = T(5) if timeout is None else timeout
     argv = [*wrapper, str(binary), "-p", str(port), *map(str, args)]
     stderr_file = tempfile.TemporaryFile()
-    proc = spawn(argv, stdout=subprocess.PIPE, stderr=stderr_file)
+    proc = spawn(argv, stdout=subprocess.PIPE, stderr=stderr_file, env=env)
     server = Server(proc, argv, stderr_file)
     line = _read_first_line(proc, timeout)
     tried = " ".join(argv[len(wrapper):])

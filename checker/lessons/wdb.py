@@ -1,0 +1,349 @@
+"""The checker's side of WeensyDB: the protocol's script, bad clients, workloads.
+
+Used by weensydb.py (the checks of lessons 03-10). Every network wait here
+has a timeout; a client that gets no answer reports it rather than hanging.
+"""
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from harness import CannotCheck, CheckFailed, LineClient, T, show_bytes, thread_states
+
+NBUCKETS = 1024
+MAX_VALUE = 1 << 20
+
+
+def bucket_of(key: str) -> int:
+    """The course's hash (lessons/common/wdb_table.cc): FNV-1a, 64 bits, modulo 1024."""
+    h = 14695981039346656037
+    for byte in key.encode():
+        h ^= byte
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % NBUCKETS
+
+
+def keys_in_same_bucket() -> tuple[str, str]:
+    """Two different keys that hash to one bucket."""
+    seen = {}
+    for i in range(100000):
+        key = f"k{i}"
+        b = bucket_of(key)
+        if b in seen:
+            return seen[b], key
+        seen[b] = key
+    raise AssertionError("no two keys share a bucket")
+
+
+def keys_in_different_buckets() -> tuple[str, str]:
+    assert bucket_of("apple") != bucket_of("pear")
+    return "apple", "pear"
+
+
+# ---- what the protocol says -------------------------------------------------------
+
+def protocol_script(exch: bool) -> list[tuple[bytes, bytes]]:
+    """(request, exact reply) pairs, run in order on one connection."""
+    a, b = keys_in_different_buckets()
+    script = [
+        (b"get nothing\r\n", b"END\r\n"),
+        (f"set {a} 5 0 3\r\nred\r\n".encode(), b"STORED\r\n"),
+        (f"get {a}\r\n".encode(), f"VALUE {a} 5 3\r\nred\r\nEND\r\n".encode()),
+        (f"set {b} 4\r\ngrey\r\n".encode(), b"STORED\r\n"),              # the short form
+        (f"get {a} nothing {b}\n".encode(),                               # a bare \n ends it too
+         f"VALUE {a} 5 3\r\nred\r\nVALUE {b} 0 4\r\ngrey\r\nEND\r\n".encode()),
+        (f"set {a} 7 0 5\r\ngreen\r\n".encode(), b"STORED\r\n"),          # replaces
+        (f"get {a}\r\n".encode(), f"VALUE {a} 7 5\r\ngreen\r\nEND\r\n".encode()),
+        (b"set empty 0 0 0\r\n\r\n", b"STORED\r\n"),
+        (b"get empty\r\n", b"VALUE empty 0 0\r\n\r\nEND\r\n"),
+        (b"set bin 0 0 6\r\na\r\nb\x00c\r\n", b"STORED\r\n"),             # data is bytes, not lines
+        (b"get bin\r\n", b"VALUE bin 0 6\r\na\r\nb\x00c\r\nEND\r\n"),
+        (b"set quiet 0 0 2 noreply\r\nhi\r\nget quiet\r\n", b"VALUE quiet 0 2\r\nhi\r\nEND\r\n"),
+    ]
+    if exch:
+        script += [
+            (f"exch {a} {b}\r\n".encode(), b"EXCHANGED\r\n"),
+            (f"get {a} {b}\r\n".encode(),
+             f"VALUE {a} 0 4\r\ngrey\r\nVALUE {b} 7 5\r\ngreen\r\nEND\r\n".encode()),
+            (f"exch {a} nothing\r\n".encode(), b"NOT_FOUND\r\n"),
+        ]
+    else:
+        script += [(f"exch {a} {b}\r\n".encode(), b"SERVER_ERROR exch is not supported yet\r\n")]
+    script += [
+        (f"delete {a}\r\n".encode(), b"DELETED\r\n"),
+        (f"delete {a}\r\n".encode(), b"NOT_FOUND\r\n"),
+        (f"get {a}\r\n".encode(), b"END\r\n"),
+        (f"delete {b} noreply\r\nget {b}\r\n".encode(), b"END\r\n"),
+    ]
+    return script
+
+
+LONG_KEY = "k" * 300
+BAD_INPUT = [
+    ("an unknown command", b"frobnicate x\r\n", b"ERROR\r\n"),
+    ("an empty line", b"\r\n", b"ERROR\r\n"),
+    ("get with no key", b"get\r\n", b"ERROR\r\n"),
+    ("a 300-byte key in get", f"get {LONG_KEY}\r\n".encode(), b"CLIENT_ERROR key longer than 250 bytes\r\n"),
+    ("a 300-byte key in set (its data block is dropped)",
+     f"set {LONG_KEY} 0 0 5\r\nhello\r\n".encode(), b"CLIENT_ERROR key longer than 250 bytes\r\n"),
+    ("a key with a control character", b"get a\x01b\r\n", b"CLIENT_ERROR bad key (control characters)\r\n"),
+    ("a size that is not a number", b"set k 0 0 five\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    ("a negative size", b"set k 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    ("a size of 99999999999999999999", b"set k 0 0 99999999999999999999\r\n",
+     b"CLIENT_ERROR bad command line format\r\n"),
+    ("set with too few words", b"set k 0 0\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    ("a value over 1 MiB (its data block is dropped)",
+     b"set huge 0 0 1048577\r\n" + b"h" * 1048577 + b"\r\n", b"SERVER_ERROR object too large for cache\r\n"),
+    ("a data block longer than its size", b"set k 0 0 2\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\n"),
+    ("a 9000-byte command line", b"get " + b"x" * 9000 + b"\r\n", b"CLIENT_ERROR line too long\r\n"),
+    ("delete with an extra word", b"delete k now\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    ("exch with one key", b"exch k\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+]
+
+
+def read_reply(client: LineClient, hint_length: int = 0) -> bytes:
+    """One whole reply: a line, or VALUE blocks up to END."""
+    line = client.read_line("the reply")
+    reply = line
+    while line.startswith(b"VALUE "):
+        words = line.split()
+        if len(words) != 4 or not words[3].isdigit():
+            return reply
+        reply += client.read_exactly(int(words[3]) + 2, what="the VALUE's data block")
+        line = client.read_line("the rest of the get reply")
+        reply += line
+    return reply
+
+
+# ---- a real memcached client ------------------------------------------------------
+
+def pymemcache_session(port: int):
+    try:
+        from pymemcache.client.base import Client
+        from pymemcache.exceptions import MemcacheError
+    except ImportError:
+        raise CannotCheck("the Python memcached client pymemcache is not installed",
+                          "sudo apt-get install python3-pymemcache (or: make deps)") from None
+    client = Client(("127.0.0.1", port), connect_timeout=T(3), timeout=T(3))
+    steps = [
+        ("set('lang', 'C++')   (pymemcache sends noreply)", lambda: client.set("lang", "C++"), True),
+        ("get('lang')", lambda: client.get("lang"), b"C++"),
+        ("set('n', 42, noreply=False)", lambda: client.set("n", 42, noreply=False), True),
+        ("get_many(['lang', 'n', 'missing'])", lambda: client.get_many(["lang", "n", "missing"]),
+         {"lang": b"C++", "n": b"42"}),
+        ("delete('lang', noreply=False)", lambda: client.delete("lang", noreply=False), True),
+        ("get('lang')", lambda: client.get("lang"), None),
+        ("delete('lang', noreply=False)", lambda: client.delete("lang", noreply=False), False),
+    ]
+    done = []
+    try:
+        for what, call, want in steps:
+            try:
+                got = call()
+            except (MemcacheError, OSError) as error:
+                got = f"{type(error).__name__}: {error or '(no message)'}"
+            if got != want:
+                raise CheckFailed(f"pymemcache's {what} went wrong",
+                                  tried="; ".join(done + [what]), expected=repr(want), seen=repr(got),
+                                  hint="pymemcache parses replies strictly: every line must end in "
+                                       "\\r\\n, and a noreply request must get no reply at all")
+            done.append(what.split("   ")[0])
+    finally:
+        client.close()
+
+
+# ---- bad clients (the programs in tools/ do the same, for trying by hand) --------------
+
+class BadClient:
+    what = ""
+
+    def __init__(self, server):
+        self.server = server
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=T(5))
+        self.start()
+
+    def served_once(self):
+        """A first request answered: the server has accepted this client before the next."""
+        self.sock.sendall(b"get warmup\r\n")
+        got = b""
+        while not got.endswith(b"END\r\n"):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        if got != b"END\r\n":
+            raise CheckFailed("the bad client's first request was not answered",
+                              tried="get warmup", expected="END\\r\\n", seen=show_bytes(got))
+
+    def describe(self) -> str:
+        return self.what
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class NeverClose(BadClient):
+    what = "a client sent `get warmup`, read the answer, and then kept its connection open"
+
+    def start(self):
+        self.served_once()
+
+
+class HalfRequest(BadClient):
+    what = "a client sent `set half 0 0 10\\r\\nhell` (4 of 10 bytes) and stalled"
+
+    def start(self):
+        self.served_once()
+        self.sock.sendall(b"set half 0 0 10\r\nhell")
+
+
+class NeverRead(BadClient):
+    what = "a client stored a 1 MiB value and sent `get big` 32 times, never reading a reply"
+
+    def __init__(self, server):
+        self.server = server
+        # A small receive buffer: the server's writes fill it (and its own send buffer) fast.
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(T(5))
+        self.sock.connect(("127.0.0.1", server.port))
+        self.start()
+
+    def start(self):
+        self.served_once()
+        self.sock.sendall(b"set big 0 0 %d\r\n" % MAX_VALUE + b"b" * MAX_VALUE + b"\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            chunk = self.sock.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        if got != b"STORED\r\n":
+            raise CheckFailed("the 1 MiB set before the slow-reader test failed",
+                              tried="set big 0 0 1048576", expected="STORED\\r\\n", seen=show_bytes(got))
+        self.sock.sendall(b"get big\r\n" * 32)
+        wait_until_writing(self.server.proc.pid, T(5))
+
+
+WRITE_CALLS = {"write", "sendto", "sendmsg", "writev"}
+
+
+def wait_until_writing(pid: int, timeout: float):
+    """Waits (bounded) until some thread of pid is blocked in a write to a full socket."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for thread in thread_states(pid):
+            if thread.state == "S" and thread.activity() and thread.activity().split("(")[0] in WRITE_CALLS:
+                return
+        time.sleep(0.02)
+
+
+def second_client_served(port: int) -> tuple[bool, str]:
+    """A fresh client's set and get: (answered in time?, what it saw)."""
+    try:
+        with LineClient(port, timeout=T(2)) as client:
+            client.send(b"set probe 0 0 2\r\nok\r\n")
+            first = client.read_line("STORED")
+            client.send(b"get probe\r\n")
+            second = read_reply(client)
+            return True, f"{show_bytes(first)}, then {show_bytes(second)}"
+    except CheckFailed as failure:
+        return False, failure.what
+
+
+def answered_within(port: int, request: bytes, timeout: float) -> tuple[bool, str]:
+    try:
+        with LineClient(port, timeout=timeout) as client:
+            client.send(request)
+            return True, show_bytes(client.read_line())
+    except CheckFailed as failure:
+        return False, failure.what
+
+
+# ---- workloads ----------------------------------------------------------------------
+
+def concurrent_workload(port: int, clients: int, rounds: int) -> list[str]:
+    """`clients` connections at once, each doing set/get/delete on a few shared keys.
+    Returns the wrong or missing answers seen (empty if none)."""
+    k1, k2 = keys_in_same_bucket()
+    keys = [k1, k2, "apple", "pear"]
+    errors: list[str] = []
+
+    def one_client(n):
+        try:
+            with LineClient(port, timeout=T(10)) as client:
+                for i in range(rounds):
+                    key = keys[(n + i) % len(keys)]
+                    op = (n + i) % 3
+                    if op == 0:
+                        client.send(f"set {key} 0 0 2\r\n{n:02d}\r\n".encode())
+                        ok = read_reply(client) == b"STORED\r\n"
+                    elif op == 1:
+                        client.send(f"get {key}\r\n".encode())
+                        ok = read_reply(client).endswith(b"END\r\n")
+                    else:
+                        client.send(f"delete {key}\r\n".encode())
+                        ok = read_reply(client) in (b"DELETED\r\n", b"NOT_FOUND\r\n")
+                    if not ok:
+                        errors.append(f"client {n}: a wrong answer to {show_bytes(client.sent)}")
+                        return
+        except (CheckFailed, OSError) as error:
+            errors.append(f"client {n}: {error}")
+
+    threads = [threading.Thread(target=one_client, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(T(60))
+    return errors
+
+
+@dataclass
+class Stress:
+    done: int = 0        # exch answered
+    hung: bool = False   # a client waited `stall` seconds for an answer
+    errors: list = field(default_factory=list)   # anything else that went wrong
+
+
+def abba_stress(port: int, key1: str, key2: str, clients: int, rounds: int, stall: float) -> Stress:
+    """Half the clients send `exch key1 key2`, half `exch key2 key1`, all at once."""
+    with LineClient(port) as setup:
+        for key in (key1, key2):
+            setup.send(f"set {key} 0 0 1\r\n{key[0]}\r\n".encode())
+            setup.read_line()
+    result = Stress()
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def one_client(n):
+        request = (f"exch {key1} {key2}\r\n" if n % 2 == 0 else f"exch {key2} {key1}\r\n").encode()
+        try:
+            with LineClient(port, timeout=stall) as client:
+                start.wait(timeout=T(10))
+                for _ in range(rounds):
+                    if result.hung:
+                        return
+                    client.send(request)
+                    client.read_line()
+                    with lock:
+                        result.done += 1
+        except CheckFailed as failure:
+            if "no complete line" in failure.what:   # waited `stall` seconds: stuck
+                result.hung = True
+            else:
+                result.errors.append(failure.what)
+        except (OSError, threading.BrokenBarrierError) as error:
+            result.errors.append(str(error) or type(error).__name__)
+
+    threads = [threading.Thread(target=one_client, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(stall + T(60))
+    return result
