@@ -12,6 +12,7 @@ PACKAGES=(
   iproute2 util-linux     # ip and unshare: the checker's own network namespace
   inotify-tools           # make watch-NN
   netcat-openbsd curl     # poking servers by hand
+  memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
 )
 
 if ! command -v dpkg-query >/dev/null; then

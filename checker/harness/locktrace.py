@@ -1,14 +1,14 @@
 """Which mutexes a program takes, and whether it does network I/O holding one.
 
-A program started with locktrace_env(path) as its environment (spawn, run), or a
-server started with wrapper=locktrace_wrapper(path) (start_server), runs with
-build/tools/liblocktrace.so preloaded (tools/lock_trace.cc): every pthread mutex
-lock and unlock, and every socket read or write made while a mutex is held, is
-appended to `path`. No timing is involved, so a check can prove "the lock is never
-held across a write()" on any machine:
+A program started with locktrace_env(path) as its environment (env= of run,
+spawn or start_server) runs with build/tools/liblocktrace.so preloaded
+(tools/lock_trace.cc): every pthread mutex lock and unlock, and every socket read
+or write made while a mutex is held, is appended to `path`. No timing is
+involved, so a check can prove "the lock is never held across a write()" on any
+machine:
 
     trace = LockTrace(tmp / "locks")
-    with start_server(binary, wrapper=locktrace_wrapper(trace.path)) as server:
+    with start_server(binary, env=locktrace_env(trace.path)) as server:
         ...send request 1, read its reply...
         taken = trace.read_new()          # the lock events request 1 caused
         bad = trace.io_while_locked()     # socket I/O made while holding a mutex
@@ -72,8 +72,8 @@ def locktrace_env(path, base: dict | None = None) -> dict:
 
 
 def locktrace_wrapper(path) -> tuple[str, ...]:
-    """The same as a command prefix, `env LD_PRELOAD=… LOCKTRACE_FILE=…`, for
-    start_server(binary, wrapper=...), which takes no environment."""
+    """The same as a command prefix, `env LD_PRELOAD=… LOCKTRACE_FILE=…`, for a
+    wrapper= argument, or to show a student the command to run by hand."""
     return ("env", f"LD_PRELOAD={library()}", f"LOCKTRACE_FILE={pathlib.Path(path).resolve()}")
 
 

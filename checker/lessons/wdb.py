@@ -101,7 +101,7 @@ BAD_INPUT = [
 ]
 
 
-def read_reply(client: LineClient, hint_length: int = 0) -> bytes:
+def read_reply(client: LineClient) -> bytes:
     """One whole reply: a line, or VALUE blocks up to END."""
     line = client.read_line("the reply")
     reply = line
@@ -330,7 +330,10 @@ def abba_stress(port: int, key1: str, key2: str, clients: int, rounds: int, stal
                     if result.hung:
                         return
                     client.send(request)
-                    client.read_line()
+                    reply = client.read_line()
+                    if reply != b"EXCHANGED\r\n":
+                        result.errors.append(f"{show_bytes(request)} got {show_bytes(reply)}")
+                        return
                     with lock:
                         result.done += 1
         except CheckFailed as failure:

@@ -21,16 +21,28 @@ class Mutant:
     caught_by: dict               # {check id: words its failure message must contain}
     bug: str = ""                 # what the mutant gets wrong, in words
     lesson: str = field(default="")
+    common: dict = field(default_factory=dict)   # {lessons/common file: replacements}: a
+                                  # mutated copy is compiled into the program instead
+
+
+def replaced(text: str, replacements, where: str) -> str:
+    for old, new in replacements:
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"{where}: the text to replace occurs {count} times "
+                             f"(want exactly once):\n{old}")
+        text = text.replace(old, new)
+    return text
 
 
 def _registry() -> dict[str, list[Mutant]]:
-    from . import lesson_01, lesson_02
-    mutants = {}
-    for module in (lesson_01, lesson_02):
-        for m in module.MUTANTS:
-            m.lesson = module.LESSON
-        mutants[module.LESSON] = module.MUTANTS
-    return mutants
+    from . import lesson_01, lesson_02, weensydb
+    by_lesson = {module.LESSON: module.MUTANTS for module in (lesson_01, lesson_02)}
+    by_lesson.update(weensydb.mutants_by_lesson())
+    for lesson, mutants in by_lesson.items():
+        for m in mutants:
+            m.lesson = lesson
+    return by_lesson
 
 
 def all_mutants() -> list[Mutant]:
@@ -52,12 +64,13 @@ def prepare(lesson: str, name: str) -> str:
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(ROOT / "solutions" / lesson, out)
     path = out / mutant.file
-    text = path.read_text()
-    for old, new in mutant.replacements:
-        count = text.count(old)
-        if count != 1:
-            raise SystemExit(f"mutant {name}: the text to replace occurs {count} times in "
-                             f"solutions/{lesson}/{mutant.file} (want exactly once):\n{old}")
-        text = text.replace(old, new)
+    text = replaced(path.read_text(), mutant.replacements, f"mutant {name}: solutions/{lesson}/{mutant.file}")
+    # A mutated copy of a shared file is #included by the program: its definitions
+    # then win over libcommon.a's, whose member the linker no longer needs.
+    for common_file, replacements in mutant.common.items():
+        source = (ROOT / "lessons" / "common" / common_file).read_text()
+        (out / f"mutated_{common_file}").write_text(
+            replaced(source, replacements, f"mutant {name}: lessons/common/{common_file}"))
+        text += f'\n#include "mutated_{common_file}"   // mutant {name}\n'
     path.write_text(text)
     return str(src_root)
