@@ -25,6 +25,8 @@ def everywhere() -> list[Mutant]:
     ]
 
 
+V4_LOCK = "    std::lock_guard guard(table_mutex);\n    // END TODO 2\n"   # in execute()
+V4_NO_LOCK = "    // END TODO 2\n"
 HANDLE_CONNECTION = "static void handle_connection(int client) {\n"
 BLOCKED = {"never_close": "got no answer", "half_request": "got no answer",
            "slow_reader": "got no answer"}
@@ -110,19 +112,19 @@ def by_lesson() -> dict[str, list[Mutant]]:
         ],
         "06-weensydb-4": [
             Mutant("lock-across-write", FILE,
-                   [("    std::lock_guard guard(table_mutex);\n    switch", "    switch"),
+                   [(V4_LOCK, V4_NO_LOCK),
                     ("        std::string reply;\n        execute(request, reply);\n",
                      "        std::lock_guard guard(table_mutex);   // held across write_all too\n"
                      "        std::string reply;\n        execute(request, reply);\n")],
                    {"slow_reader": "got no answer", "no_lock_across_io": "socket calls ran while a mutex was held"},
                    "holds the mutex while writing the reply"),
             Mutant("lock-per-connection", FILE,
-                   [("    std::lock_guard guard(table_mutex);\n    switch", "    switch"),
+                   [(V4_LOCK, V4_NO_LOCK),
                     (HANDLE_CONNECTION, HANDLE_CONNECTION + "    std::lock_guard guard(table_mutex);\n")],
                    {"never_close": "got no answer", "half_request": "got no answer"},
                    "holds the mutex for the whole connection (version 3)"),
             Mutant("no-lock", FILE,
-                   [("    std::lock_guard guard(table_mutex);\n    switch", "    switch")],
+                   [(V4_LOCK, V4_NO_LOCK)],
                    {"races": "TSan reported", "no_lock_across_io": "saw no mutex taken"},
                    "never locks the table"),
         ],
