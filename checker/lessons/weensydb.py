@@ -63,8 +63,11 @@ def checks_for(v: Version) -> dict:
     def test_protocol(target):
         with server(target) as s, LineClient(s.port) as client:
             for request, reply in wdb.protocol_script(v.exch):
-                expect_reply(target, client, request, reply,
-                             hint="the table in lesson 03's README lists every reply")
+                hint = "the table in lesson 03's README lists every reply"
+                if request.startswith(b"exch") and not v.exch:
+                    hint = ("with a mutex per bucket and none for the table, exch would race: "
+                            "version 5 refuses it (TODO 6) until lesson 08 locks two buckets")
+                expect_reply(target, client, request, reply, hint=hint)
             note(f"{len(wdb.protocol_script(v.exch))} requests on one connection, every reply right")
 
     @add
