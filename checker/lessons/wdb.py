@@ -3,12 +3,15 @@
 Used by weensydb.py (the checks of lessons 03-10). Every network wait here
 has a timeout; a client that gets no answer reports it rather than hanging.
 """
+import pathlib
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import CannotCheck, CheckFailed, LineClient, T, show_bytes, thread_states
+from harness import CannotCheck, CheckFailed, LineClient, T, run, show_bytes, thread_states
 
 NBUCKETS = 1024
 MAX_VALUE = 1 << 20
@@ -150,6 +153,30 @@ def pymemcache_session(port: int):
             done.append(what.split("   ")[0])
     finally:
         client.close()
+
+
+def libmemcached_session(port: int) -> str:
+    """memccp, memccat and memcrm (Debian's libmemcached-tools) against the server.
+    Returns what was done, for a note; CheckFailed if a tool got a wrong answer."""
+    if not shutil.which("memccp"):
+        return "libmemcached-tools is not installed: memccp/memccat/memcrm not tried"
+    servers = f"--servers=127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "greeting"
+        path.write_bytes(b"hello from memccp")
+        steps = [(["memccp", servers, str(path)], 0, None),
+                 (["memccat", servers, "greeting"], 0, b"hello from memccp"),
+                 (["memcrm", servers, "greeting"], 0, None),
+                 (["memccat", servers, "greeting"], 1, None)]   # gone: memccat fails
+        for argv, want_code, want_out in steps:
+            result = run(argv, timeout=T(5))
+            if result.returncode != want_code or (want_out is not None and result.stdout.rstrip(b"\n") != want_out):
+                raise CheckFailed(f"libmemcached's {argv[0]} went wrong",
+                                  tried=" ".join(argv), expected=f"exit {want_code}" + (
+                                      f" and {show_bytes(want_out)} printed" if want_out else ""),
+                                  seen=f"{result.exit_description()}, printed "
+                                       f"{show_bytes(result.stdout + result.stderr)}")
+    return "libmemcached: memccp, memccat, memcrm, memccat of a deleted key: all as memcached"
 
 
 # ---- bad clients (the programs in tools/ do the same, for trying by hand) --------------

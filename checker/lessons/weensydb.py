@@ -82,14 +82,23 @@ def checks_for(v: Version) -> dict:
                 expect_reply(target, client, b"get fine\r\n", b"END\r\n",
                              what=f"after {what}, a good request",
                              hint="after an error line the connection must go on as before")
-            note(f"{len(wdb.BAD_INPUT)} kinds of bad request, each answered, connection kept")
+            client.close()   # (versions 1 and 3 serve one client at a time)
+            served, seen = wdb.second_client_served(s.port)
+            if not served:
+                fail("after the bad requests, another client got no answer",
+                     tried="the bad requests on one connection, then a second client: set and get",
+                     expected="the second client served", seen=seen,
+                     hint="one client's bad input must never stop the server")
+            note(f"{len(wdb.BAD_INPUT)} kinds of bad request, each answered, connection kept; "
+                 f"another client served")
 
     @add
-    @check("a real memcached client (pymemcache) sets, gets and deletes", needs=["build"])
+    @check("real memcached clients (pymemcache, libmemcached) set, get and delete", needs=["build"])
     def test_pymemcache(target):
         with server(target) as s:
             wdb.pymemcache_session(s.port)
             note("pymemcache: set (noreply and not), get, get_many, delete: all as memcached")
+            note(wdb.libmemcached_session(s.port))
 
     # ---- blocking -------------------------------------------------------------
 

@@ -99,3 +99,17 @@ def test_build_failure_is_one_cause(tmp_path):
     assert outcomes[0] == "failed" and set(outcomes[1:]) == {"waiting"}, results["output"]
     assert "[compiler]" in results["output"] and "does not compile" in results["output"]
 
+
+
+def test_no_process_left_behind(runs):
+    """Every mutant run above is over: none of the programs it started (hung servers
+    included) may still be running."""
+    left = []
+    for proc in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if argv0.startswith(str(ROOT / "build" / "mutants")) or argv0.startswith(str(ROOT / "build" / "starters")):
+            left.append(f"pid {proc.name}: {argv0}")
+    assert not left, "processes left behind by the checker:\n" + "\n".join(left)
