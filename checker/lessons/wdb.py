@@ -145,6 +145,8 @@ def pymemcache_session(port: int):
                 got = call()
             except (MemcacheError, OSError) as error:
                 got = f"{type(error).__name__}: {error or '(no message)'}"
+                if "UnexpectedClose" in got:
+                    got += " (the server closed the connection)"
             if got != want:
                 raise CheckFailed(f"pymemcache's {what} went wrong",
                                   tried="; ".join(done + [what]), expected=repr(want), seen=repr(got),

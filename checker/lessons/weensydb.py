@@ -403,7 +403,10 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
         fail(f"{what or 'the reply'} never came whole: {failure.what}",
              tried=f"sent {show_bytes(request, 80)}", expected=show_bytes(reply, 80),
              seen=failure.seen or "(nothing)",
-             hint=hint or "every reply ends in \\r\\n; a get reply ends with END\\r\\n")
+             hint="the server hung up without answering: does handle_connection write each "
+                  "request's reply, and loop until read_request returns false?"
+             if "closed the connection" in failure.what else
+             "every reply line ends in \\r\\n, and a get reply with END\\r\\n")
     if got != reply:
         fail(f"{what or 'the reply'} is not what the protocol says",
              tried=f"sent {show_bytes(request, 80)}",
