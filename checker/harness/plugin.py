@@ -124,7 +124,7 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = (str(item.path), 0, f"cannot check: {error.why}")
         nc.record(info, "cannot", error.lines())
     elif isinstance(error, CheckFailed):
-        nc.record(info, "failed", error.lines())
+        nc.record(info, "failed", error.lines() + notes)   # notes: context, e.g. a retry
     elif isinstance(error, (pytest.skip.Exception, KeyboardInterrupt)):
         pass
     else:

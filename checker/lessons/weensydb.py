@@ -373,8 +373,8 @@ def tsan_server(target, logs):
     """The TSan build, reporting into logs; retried under setarch -R if TSan cannot map."""
     s, retried = start_tsan_server(target.binary(PROGRAM, "tsan"), logs, timeout=T(15))
     if retried:
-        note("TSan aborted with 'unexpected memory mapping' (this kernel's ASLR entropy is "
-             "high): re-ran it under setarch -R")
+        note("this kernel randomises addresses more than TSan can handle (vm.mmap_rnd_bits > 28: "
+             "'unexpected memory mapping'), so the TSan build ran under setarch -R")
     return s
 
 
