@@ -36,7 +36,8 @@ LineReader::Status LineReader::read_line(std::string& line) {
         std::size_t newline = buffer_.find('\n', start_ + searched);
         if (newline != std::string::npos) {
             std::size_t length = newline - start_;
-            if (too_long || length > max_line_) {
+            bool has_cr = length > 0 && buffer_[newline - 1] == '\r';
+            if (too_long || length - has_cr > max_line_) {   // the \r does not count
                 consume(length + 1);
                 return Status::too_long;
             }

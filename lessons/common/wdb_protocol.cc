@@ -43,10 +43,18 @@ bool valid_key(std::string_view key) {
     return true;
 }
 
-static Request invalid(const char* reply_line, std::size_t discard = 0) {
+static Request invalid(const char* reply_line) {
     Request request;
     request.error = std::string(reply_line) + "\r\n";
-    request.discard = discard;
+    return request;
+}
+
+// A refused set whose size was readable: its data block must still be read
+// (and dropped), or the data would be taken for the next command.
+static Request invalid_set(const char* reply_line, unsigned long long bytes) {
+    Request request = invalid(reply_line);
+    request.bytes = bytes;
+    request.discard_block = true;
     return request;
 }
 
@@ -82,11 +90,11 @@ static Request parse_set(const std::vector<std::string_view>& words) {
     if (!parse_number(size_word, INT_MAX - 2, bytes))
         return invalid("CLIENT_ERROR bad command line format");
     if (!short_form && (!parse_number(words[2], UINT32_MAX, flags) || !valid_exptime(words[3])))
-        return invalid("CLIENT_ERROR bad command line format", bytes + 2);
+        return invalid_set("CLIENT_ERROR bad command line format", bytes);
     if (!valid_key(words[1]))
-        return invalid(key_problem(words[1]), bytes + 2);
+        return invalid_set(key_problem(words[1]), bytes);
     if (bytes > MAX_VALUE)
-        return invalid("SERVER_ERROR object too large for cache", bytes + 2);
+        return invalid_set("SERVER_ERROR object too large for cache", bytes);
 
     Request request;
     request.command = Command::set;

@@ -40,7 +40,7 @@ struct Request {
     bool noreply = false;           // set, delete: the client wants no answer
     std::string data;               // set: the value (filled in by read_request)
     std::string error;              // invalid: the whole reply line, e.g. "ERROR\r\n"
-    std::size_t discard = 0;        // invalid: bytes of data block to read and drop
+    bool discard_block = false;     // invalid set: its data block (bytes long) is read and dropped
 };
 
 // Parses one command line (without its \r\n). For `set` the data block is

@@ -1,14 +1,20 @@
 #include "common/wdb_request.h"
 
-// The data block of a set: `bytes` bytes, then an empty line.
-static bool read_data_block(LineReader& in, Request& request) {
-    if (!in.read_exactly(request.bytes, request.data))
-        return false;
+// The end of a data block: an empty line ("\r\n", or a bare "\n").
+// False if the stream ends; *clean is false if other bytes came first.
+static bool read_block_end(LineReader& in, bool* clean) {
     std::string rest;
     LineReader::Status status = in.read_line(rest);
-    if (status == LineReader::Status::closed)
+    *clean = status == LineReader::Status::line && rest.empty();
+    return status != LineReader::Status::closed;
+}
+
+// The data block of a set: `bytes` bytes, then an empty line.
+static bool read_data_block(LineReader& in, Request& request) {
+    bool clean;
+    if (!in.read_exactly(request.bytes, request.data) || !read_block_end(in, &clean))
         return false;
-    if (status == LineReader::Status::too_long || !rest.empty()) {
+    if (!clean) {
         // More bytes than the header said: store nothing, say so.
         request = Request();
         request.error = "CLIENT_ERROR bad data chunk\r\n";
@@ -29,7 +35,8 @@ bool read_request(LineReader& in, Request& request) {
     request = parse_request_line(line);
     if (request.command == Command::set)
         return read_data_block(in, request);
-    if (request.discard > 0)
-        return in.skip(request.discard);
+    bool clean;   // (a refused block gets its error line whatever follows it)
+    if (request.discard_block)
+        return in.skip(request.bytes) && read_block_end(in, &clean);
     return true;
 }
