@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from harness import (CheckFailed, T, check, closed_port, expect_bytes, fail, note, run,
+from harness import (T, check, closed_port, expect_bytes, fail, note, run,
                      show_bytes, start_server, trace)
 from harness.client import LineClient
 from harness.target import tool

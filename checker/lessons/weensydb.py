@@ -12,12 +12,10 @@ checks_for(version); the checks it returns become the module's tests.
 import pathlib
 import re
 import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from harness import (CheckFailed, LineClient, LockTrace, T, check, diagnose_hang, fail, locktrace_env,
-                     note, read_reports, show_bytes, start_server, start_tsan_server, thread_states)
+                     note, read_reports, show_bytes, start_server, start_tsan_server)
 from harness.target import make
 from lessons import wdb
 
@@ -36,7 +34,6 @@ class Version:
     mutexes: bool = True          # uses mutexes at all (v1, v2: no)
     bucket_locks: bool = False    # a mutex per bucket (v5 on)
     exch: bool = True             # answers exch (v5 refuses it: "SERVER_ERROR …")
-    extra: dict = field(default_factory=dict)
 
 
 def expected(title: str, fixed_by: str | None, bug_title: str) -> str:
