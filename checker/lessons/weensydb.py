@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from harness import (CheckFailed, LineClient, LockTrace, T, check, diagnose_hang, fail, locktrace_env,
                      note, read_reports, show_bytes, start_server, start_tsan_server)
-from harness.target import make
+from harness.target import ROOT, make
+from harness.tsan import read_log_text
 from lessons import wdb
 
 PROGRAM = "weensydb"
@@ -234,6 +235,7 @@ def checks_for(v: Version) -> dict:
                     s.stop()
                 reports = [r for r in read_reports(logs, source_dir=target.source_dir)
                            if r.kind != "thread leak"]
+                saved = keep_tsan_output(target, logs, "races") if reports else None
             races = [r for r in reports if r.kind.startswith("data race")]
             summaries = [r.summary() for r in reports[:4]]
             if v.races:
@@ -247,6 +249,7 @@ def checks_for(v: Version) -> dict:
                               f"the clients really served by several threads at once?")
                 note(f"TSan: {len(races)} data race report(s), e.g.")
                 note("  " + races[0].summary())
+                note(f"the whole TSan output: {saved}")
                 return
             if reports or errors:
                 fail(f"TSan reported {len(reports)} problem(s)" if reports
@@ -254,7 +257,7 @@ def checks_for(v: Version) -> dict:
                      tried="the TSan build, 6 clients at once doing set/get/delete",
                      expected="no ThreadSanitizer report",
                      seen="\n".join(summaries or errors[:3]),
-                     details=[f"[tsan] {line}" for line in (reports[0].lines[:14] if reports else [])],
+                     details=[f"the whole TSan output: {saved}"] if saved else [],
                      hint="two threads touch the table at once with no mutex held by both; the "
                           "lines above are where")
             note("6 clients × 150 requests each, TSan silent")
@@ -311,6 +314,7 @@ def checks_for(v: Version) -> dict:
                     diagnosis = watchdog(target, s.proc.pid) if stress.hung else []
                     s.stop()
                 reports = read_reports(logs, source_dir=target.source_dir)
+                saved = keep_tsan_output(target, logs, "exch-abba") if reports else None
             inversions = [r for r in reports if "lock-order-inversion" in r.kind]
             # Data races are the races check's business (v2 has them on purpose).
             others = [r for r in reports if r not in inversions and r.kind != "thread leak"
@@ -343,7 +347,8 @@ def checks_for(v: Version) -> dict:
                 fail(what, tried=tried, expected="every exch answered, TSan silent",
                      seen=f"{stress.done} exch answered" + (f", then nothing for {T(3):.0f}s"
                                                             if stress.hung else ""),
-                     details=diagnosis + [r.summary() for r in (inversions + others)[:3]],
+                     details=diagnosis + [r.summary() for r in (inversions + others)[:3]]
+                     + ([f"the whole TSan output: {saved}"] if saved else []),
                      hint="lock the two buckets in one global order (lower number first), "
                           "whatever the order of the keys")
             note(f"{stress.done} exch answered, no deadlock, no lock-order inversion"
@@ -364,6 +369,14 @@ def watchdog(target, pid) -> list[str]:
     return [re.sub(r"'bucket_mutex \+ (\d+)'", lambda m: f"bucket_mutex[{int(m.group(1)) // size}]",
                    re.sub(r"'bucket_mutex'", "bucket_mutex[0]", line))
             for line in diagnose_hang(pid, source_dir=target.source_dir)]
+
+
+def keep_tsan_output(target, logs, name) -> str:
+    """Copies TSan's whole output to build/tsan/, where the student can read it after the run."""
+    path = ROOT / "build" / "tsan" / f"{target.lesson}-{name}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(read_log_text(logs))
+    return target.shown(path)
 
 
 def tsan_server(target, logs):
