@@ -11,6 +11,7 @@
 //
 // It stays connected until you press Ctrl-C, and says so if the server
 // sends anything or closes the connection.
+#include "common/client.h"
 #include "common/errors.h"
 #include "common/io.h"
 #include "common/server.h"
@@ -31,42 +32,6 @@ static const std::size_t kWholeSize = sizeof("set half 0 0 10\r\n") - 1 + 10 + 2
 [[noreturn]] static void usage() {
     std::fprintf(stderr, "usage: wdb_half_request HOST PORT\n");
     std::exit(2);
-}
-
-// Connects to host:port over TCP, trying every address getaddrinfo gives.
-// Dies with "connect: <reason>" if none accepts. Sets `shown` to the address
-// that answered, as "127.0.0.1:4000", for the messages.
-static int connect_to(const char* host, const char* port, std::string& shown) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (int rc = getaddrinfo(host, port, &hints, &found); rc != 0)
-        die_with(host, gai_strerror(rc));
-    int fd = -1;
-    int saved_errno = 0;
-    for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-            char name[NI_MAXHOST] = "?";
-            getnameinfo(a->ai_addr, a->ai_addrlen, name, sizeof(name), nullptr, 0, NI_NUMERICHOST);
-            shown = std::string(name) + ":" + port;
-            break;
-        }
-        saved_errno = errno;   // close() must not hide why connect() failed
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(found);
-    if (fd < 0) {
-        errno = saved_errno;
-        die("connect");
-    }
-    return fd;
 }
 
 // Waits forever without sending. Reading (rather than sleeping) lets us
@@ -94,7 +59,7 @@ int main(int argc, char** argv) {
         usage();
     std::signal(SIGPIPE, SIG_IGN);   // a closed connection: report EPIPE, do not die silently
     std::string shown;
-    int fd = connect_to(argv[1], argv[2], shown);
+    int fd = connect_tcp(argv[1], argv[2], shown);
     if (!write_all(fd, kHalf, sizeof(kHalf) - 1))
         die("write");
     std::fprintf(stderr, "connected to %s; sent %zu of the %zu bytes of a set "

@@ -15,6 +15,7 @@
 //
 // The default, 1 MiB, is the largest value WeensyDB (and a stock memcached)
 // stores: 64 replies of it are far more than any socket buffer holds.
+#include "common/client.h"
 #include "common/errors.h"
 #include "common/io.h"
 #include "common/server.h"
@@ -58,42 +59,6 @@ static std::size_t parse_size(const char* text) {
     if (*end != '\0' || n == 0 || n > kMaxSize)
         return 0;
     return static_cast<std::size_t>(n);
-}
-
-// Connects to host:port over TCP, trying every address getaddrinfo gives.
-// Dies with "connect: <reason>" if none accepts. Sets `shown` to the address
-// that answered, as "127.0.0.1:4000", for the messages.
-static int connect_to(const char* host, const char* port, std::string& shown) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (int rc = getaddrinfo(host, port, &hints, &found); rc != 0)
-        die_with(host, gai_strerror(rc));
-    int fd = -1;
-    int saved_errno = 0;
-    for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-            char name[NI_MAXHOST] = "?";
-            getnameinfo(a->ai_addr, a->ai_addrlen, name, sizeof(name), nullptr, 0, NI_NUMERICHOST);
-            shown = std::string(name) + ":" + port;
-            break;
-        }
-        saved_errno = errno;   // close() must not hide why connect() failed
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(found);
-    if (fd < 0) {
-        errno = saved_errno;
-        die("connect");
-    }
-    return fd;
 }
 
 // Sends `set big 0 0 SIZE` and its SIZE data bytes, a chunk at a time so
@@ -142,7 +107,7 @@ int main(int argc, char** argv) {
         usage();
     std::signal(SIGPIPE, SIG_IGN);   // a closed connection: report EPIPE, do not die silently
     std::string shown;
-    int fd = connect_to(argv[1], argv[2], shown);
+    int fd = connect_tcp(argv[1], argv[2], shown);
     std::fprintf(stderr, "connected to %s; storing a %zu-byte value under the key big\n",
                  shown.c_str(), size);
     send_set(fd, size);

@@ -1,10 +1,13 @@
 // Unit tests for lessons/common: the plumbing every lesson's program relies on.
+#include "common/client.h"
 #include "common/io.h"
 #include "common/server.h"
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <cerrno>
+#include <netinet/in.h>
 #include <csignal>
 #include <string>
 #include <sys/socket.h>
@@ -64,4 +67,22 @@ TEST_CASE("write_all reports an error instead of hiding it", "[io]") {
 
 TEST_CASE("write_all of zero bytes succeeds without writing", "[io]") {
     CHECK(write_all(-1, "", 0));   // never touches the (invalid) descriptor
+}
+
+TEST_CASE("connect_tcp reaches a listening server and names the address it used", "[client]") {
+    ServerOptions options;
+    options.port = 0;
+    options.bind_address = "127.0.0.1";
+    int listener = listen_tcp(options);
+    sockaddr_in bound{};
+    socklen_t length = sizeof(bound);
+    REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&bound), &length) == 0);
+    std::string port = std::to_string(ntohs(bound.sin_port));
+
+    std::string shown;
+    int fd = connect_tcp("localhost", port.c_str(), shown);
+    CHECK(fd >= 0);
+    CHECK(shown == "127.0.0.1:" + port);
+    close(fd);
+    close(listener);
 }
