@@ -64,8 +64,9 @@ $(eval $(call program_rules,$(BUILD)/mutants,$(BUILD)/src/mutants))
 $(eval $(call program_rules,$(BUILD)/tools,tools))
 
 # course-httpd is the name lesson 01 uses for tools/course_httpd.cc.
+# (cp then mv: a check may be running the old copy, and cp onto it fails with ETXTBSY)
 $(BUILD)/tools/course-httpd: $(BUILD)/tools/course_httpd
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 # The WeensyDB "bad clients" that students run by hand against their servers
 # (a client that never closes, one that sends half a request, one that never
