@@ -98,6 +98,8 @@ BAD_INPUT = [
     ("a value over 1 MiB (its data block is dropped)",
      b"set huge 0 0 1048577\r\n" + b"h" * 1048577 + b"\r\n", b"SERVER_ERROR object too large for cache\r\n"),
     ("a data block longer than its size", b"set k 0 0 2\r\nabc\r\n", b"CLIENT_ERROR bad data chunk\r\n"),
+    ("a data block shorter than its size (the next request is taken as data)",
+     b"set k 0 0 5\r\nab\r\nget k\r\n", b"CLIENT_ERROR bad data chunk\r\n"),
     ("a 9000-byte command line", b"get " + b"x" * 9000 + b"\r\n", b"CLIENT_ERROR line too long\r\n"),
     ("delete with an extra word", b"delete k now\r\n", b"CLIENT_ERROR bad command line format\r\n"),
     ("exch with one key", b"exch k\r\n", b"CLIENT_ERROR bad command line format\r\n"),
