@@ -85,6 +85,8 @@ SOLUTION_PROGRAMS := $(patsubst %.cc,$(BUILD)/%,$(wildcard solutions/[0-9][0-9]-
 programs: $(SOLUTION_PROGRAMS) $(BUILD)/tools/course-httpd $(foreach v,$(VARIANTS),$(call common_lib,$(v)))
 # The WeensyDB load generator, built with everything else so `make test` keeps it warning-free.
 programs: $(BUILD)/tools/wdb_bench
+# The select/poll/epoll cost benchmark (lesson 14), likewise kept warning-free.
+programs: $(BUILD)/tools/bench_pollers
 
 # ---- for students ---------------------------------------------------------
 
@@ -101,6 +103,7 @@ help:
 	@echo "  make starters      regenerate lessons/ from solutions/ (FORCE=1 overwrites edits)"
 	@echo "  make captures      record the reference packet captures in captures/ again"
 	@echo "  make bench-weensydb  WeensyDB v4, v5, v8 and memcached under the same load"
+	@echo "  make bench-pollers   the cost of one select(), poll() and epoll_wait() call, 10 to 10,000 fds"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo
@@ -138,6 +141,11 @@ captures: deps programs
 .PHONY: bench-weensydb
 bench-weensydb: deps programs $(BUILD)/tools/wdb_bench
 	@$(PYTHON) tools/bench_weensydb.py
+
+# select vs poll vs epoll_wait beside the classic table; draws docs/select-vs-epoll.svg.
+.PHONY: bench-pollers
+bench-pollers: deps $(BUILD)/tools/bench_pollers
+	@$(PYTHON) tools/bench_pollers.py
 
 # ---- for CI and maintainers -------------------------------------------------
 

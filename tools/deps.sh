@@ -13,6 +13,7 @@ PACKAGES=(
   inotify-tools           # make watch-NN
   netcat-openbsd curl     # poking servers by hand
   memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
+  gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
 )
 
 if ! command -v dpkg-query >/dev/null; then
