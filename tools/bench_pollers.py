@@ -27,6 +27,8 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "checker"))
+from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/bench_pollers"
 SVG = ROOT / "docs/select-vs-epoll.svg"
 
@@ -36,17 +38,8 @@ SOURCE = {10: (0.73, 0.41), 100: (3.0, 0.42), 1000: (930.0, 0.66)}   # N: (selec
 PER_100K = 10.0
 
 
-def _timeout_scale() -> float:
-    # The checker's convention: NETCOURSE_TIMEOUT_SCALE=3 makes every timeout 3× longer.
-    try:
-        scale = float(os.environ.get("NETCOURSE_TIMEOUT_SCALE", "1"))
-    except ValueError:
-        return 1.0
-    return scale if scale > 0 else 1.0
-
-
 # 12 cells of ~0.3 s plus setup take ~4 s; a hang must not last forever.
-TIMEOUT = 120 * _timeout_scale()
+TIMEOUT = 120 * SCALE
 
 
 # ---- running the benchmark --------------------------------------------------------
@@ -190,7 +183,7 @@ plot $measured using 1:2 with linespoints lw 2 pt 7 lc rgb "#c0392b" title "sele
     SVG.parent.mkdir(parents=True, exist_ok=True)
     try:
         result = subprocess.run([gnuplot], input=script, text=True, capture_output=True,
-                                timeout=30 * _timeout_scale())
+                                timeout=30 * SCALE)
     except subprocess.TimeoutExpired:
         print("[bench-pollers] gnuplot took too long: no plot")
         return

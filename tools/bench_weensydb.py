@@ -32,22 +32,13 @@ import time
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "checker"))
+from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/wdb_bench"
 MEMCACHED = "/usr/bin/memcached"
 MEMCACHED_MISSING = "memcached not installed (apt-get install memcached)"
 
 
-def _timeout_scale() -> float:
-    # The checker's convention (checker/harness/timeouts.py): one variable
-    # makes every timeout longer on a slow machine.
-    try:
-        scale = float(os.environ.get("NETCOURSE_TIMEOUT_SCALE", "1"))
-    except ValueError:
-        return 1.0
-    return scale if scale > 0 else 1.0
-
-
-SCALE = _timeout_scale()
 START_TIMEOUT = 5 * SCALE   # from exec to `port N` / accepting connections
 STOP_TIMEOUT = 5 * SCALE    # from SIGTERM to exit, before SIGKILL
 BENCH_SLACK = 30 * SCALE    # wdb_bench's preload, its 5 s reply timeouts, its exit
