@@ -20,19 +20,19 @@ Exit status: 0, or 1 if a WeensyDB server is missing, failed or answered wrongly
 import argparse
 import os
 import pathlib
-import re
-import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "checker"))
+# The checker's process handling: own process groups, PDEATHSIG, `port N` read with a timeout.
+from harness import CheckFailed  # noqa: E402
+from harness.procs import free_port, kill_all, kill_group, spawn, start_server  # noqa: E402
 from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/wdb_bench"
 MEMCACHED = "/usr/bin/memcached"
@@ -74,104 +74,33 @@ class StartError(Exception):
 
 # ---- processes ----------------------------------------------------------------
 
-# Every process started and not stopped yet: main() stops what is left here
-# however it ends (an exception, Ctrl-C, SIGTERM).
-running: set[subprocess.Popen] = set()
-
-
-def start(cmd, **kwargs) -> subprocess.Popen:
-    """Starts cmd as the leader of a new process group (its own session), so
-    that stop() can kill it and anything it started, and a Ctrl-C in the
-    terminal reaches only us: we decide how everything ends."""
-    proc = subprocess.Popen([str(c) for c in cmd], start_new_session=True, **kwargs)
-    running.add(proc)
-    return proc
-
-
 def stop(proc: subprocess.Popen):
-    """SIGTERM to the process group, SIGKILL if it has not exited in time."""
-    if proc.poll() is None:
-        _signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    # Whatever is left of the group (the leader, or children it started) goes now.
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
-    running.discard(proc)
-
-
-def _signal_group(proc: subprocess.Popen, sig: int):
+    """SIGTERM to the process group, SIGKILL (and reaping) if it has not exited in time."""
+    kill_group(proc, signal.SIGTERM)
     try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass                    # the whole group has exited already
-
-
-def drain(stream):
-    """Reads and drops a pipe until EOF, so that a server printing more than a
-    pipe holds is never blocked on a write nobody reads."""
-    try:
-        while os.read(stream.fileno(), 65536):
-            pass
-    except (OSError, ValueError):
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
         pass
-    finally:
-        stream.close()          # here, not elsewhere: nobody else reads this fd
+    kill_group(proc)
 
 
-def say(message: str, log=None):
-    """Prints a progress message and, if given, the last lines the server
-    wrote to its log (stdout and stderr for memcached, stderr for WeensyDB)."""
+def say(message: str, output: bytes | None = None):
+    """Prints a progress message and, if given, the last lines of what the
+    server wrote (stdout and stderr for memcached, stderr for WeensyDB)."""
     print("    " + message, flush=True)
-    if log is not None:
-        log.seek(0)
-        for line in log.read().decode(errors="replace").strip().splitlines()[-5:]:
-            print("      | " + line, flush=True)
+    for line in (output or b"").decode(errors="replace").strip().splitlines()[-5:]:
+        print("      | " + line, flush=True)
 
 
 # ---- starting servers -----------------------------------------------------------
 
-def read_port_line(proc: subprocess.Popen) -> int:
-    """Waits, at most START_TIMEOUT, for the server's first line: `port N`."""
-    deadline = time.monotonic() + START_TIMEOUT
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise StartError(f"printed no `port N` line within {START_TIMEOUT:.0f} s")
-        readable, _, _ = select.select([proc.stdout], [], [], left)
-        if not readable:
-            continue
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            raise StartError(f"exited (status {proc.wait()}) before printing `port N`")
-        data += chunk
-    first_line = data.split(b"\n", 1)[0].decode(errors="replace").strip()
-    match = re.fullmatch(r"port (\d+)", first_line)
-    if not match:
-        raise StartError(f"first line was {first_line!r}, not `port N`")
-    return int(match.group(1))
-
-
-def start_weensydb(server: Server, log) -> tuple[subprocess.Popen, int]:
-    proc = start([ROOT / server.binary, "-p", "0"], stdout=subprocess.PIPE, stderr=log)
+def start_weensydb(server: Server):
+    """(process, port, its stderr so far as a function) of a WeensyDB started with -p 0."""
     try:
-        port = read_port_line(proc)
-    except BaseException:
-        stop(proc)
-        raise
-    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
-    return proc, port
-
-
-def free_port() -> int:
-    """A port nobody listens on right now. Another program could take it before
-    memcached binds it; that would show as memcached failing to start."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s = start_server(ROOT / server.binary, timeout=START_TIMEOUT)
+    except CheckFailed as failure:
+        raise StartError(f"{failure.what} (saw: {failure.seen})") from None
+    return s.proc, s.port, s.stderr
 
 
 def wait_until_accepting(proc: subprocess.Popen, port: int):
@@ -188,20 +117,26 @@ def wait_until_accepting(proc: subprocess.Popen, port: int):
     raise StartError(f"accepted no connection on port {port} within {START_TIMEOUT:.0f} s")
 
 
-def start_memcached(log) -> tuple[subprocess.Popen, int]:
+def start_memcached(log):
+    """(process, port, its output so far as a function). free_port() may be taken by
+    another program before memcached binds it: that shows as memcached failing to start."""
     port = free_port()
     # -t 1: one worker thread. -U 0: no UDP. As root, memcached refuses to run
     # unless told which user to be.
     cmd = [MEMCACHED, "-t", "1", "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
     if os.geteuid() == 0:
         cmd += ["-u", "root"]
-    proc = start(cmd, stdout=log, stderr=log)
+    proc = spawn(cmd, stdout=log, stderr=log)
     try:
         wait_until_accepting(proc, port)
     except BaseException:
         stop(proc)
         raise
-    return proc, port
+
+    def output() -> bytes:
+        log.seek(0)
+        return log.read()
+    return proc, port, output
 
 
 def missing_reason(server: Server) -> str:
@@ -222,7 +157,7 @@ def run_bench(port: int, get_percent: int, args) -> tuple[Result, str]:
     """Runs wdb_bench once. Returns its numbers and its stderr."""
     cmd = [BENCH, "-p", port, "-c", args.connections, "-d", args.seconds, "-g", get_percent,
            "-s", args.value_size, "-k", args.keys, "--tsv"]
-    proc = start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     limit = args.seconds + BENCH_SLACK
     try:
         out, err = proc.communicate(timeout=limit)
@@ -246,11 +181,12 @@ def measure(server: Server, get_percent: int, args) -> Result:
     with tempfile.TemporaryFile() as log:
         try:
             if server.is_memcached:
-                proc, port = start_memcached(log)
+                proc, port, output = start_memcached(log)
             else:
-                proc, port = start_weensydb(server, log)
+                proc, port, output = start_weensydb(server)
         except StartError as e:
-            say(f"{server.label} {e}", log)
+            log.seek(0)
+            say(f"{server.label} {e}", log.read() if server.is_memcached else None)
             return Result(problem=f"did not start: {e}")
         try:
             result, bench_stderr = run_bench(port, get_percent, args)
@@ -260,7 +196,7 @@ def measure(server: Server, get_percent: int, args) -> Result:
         for line in bench_stderr.strip().splitlines():
             say(line)
         if died is not None:
-            say(f"{server.label} exited with status {died} during the run", log)
+            say(f"{server.label} exited with status {died} during the run", output())
             result.problem = result.problem or f"server exited with status {died} during the run"
         elif result.problem:
             say(result.problem)
@@ -349,8 +285,7 @@ def main() -> int:
                 if server.label not in missing:
                     results[(server.label, get_percent)] = measure(server, get_percent, args)
     finally:
-        for proc in list(running):
-            stop(proc)
+        kill_all()
     print_table(results, missing, args)
     failed = [label for label in missing if label != SERVERS[-1].label]
     failed += [label for (label, _), r in results.items()
