@@ -22,12 +22,12 @@ import math
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "checker"))
+from harness.procs import run  # noqa: E402
 from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/bench_pollers"
 SVG = ROOT / "docs/select-vs-epoll.svg"
@@ -46,25 +46,16 @@ TIMEOUT = 120 * SCALE
 
 def run_benchmark(extra_args) -> dict:
     """Runs the binary with --tsv; returns {N: (select_us, poll_us, epoll_us)}.
-    It runs in a session of its own, so a timeout or a Ctrl-C kills its whole
-    process group and leaves nothing behind."""
+    The checker's run(): its own process group, killed at the timeout."""
     if not BENCH.exists():
         sys.exit(f"[bench-pollers] {BENCH.relative_to(ROOT)} is missing: run `make bench-pollers`")
-    proc = subprocess.Popen([str(BENCH), "--tsv", *extra_args], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)   # stderr: straight to ours
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
+    result = run([BENCH, "--tsv", *extra_args], timeout=TIMEOUT)
+    sys.stderr.write(result.stderr.decode(errors="replace"))   # its notes, e.g. a skipped N
+    if result.timed_out:
         sys.exit(f"[bench-pollers] no result within {TIMEOUT:.0f} s: killed")
-    finally:
-        if proc.poll() is None or proc.returncode is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-    if proc.returncode != 0:
-        sys.exit(f"[bench-pollers] bench_pollers failed (status {proc.returncode})")
+    if result.returncode != 0:
+        sys.exit(f"[bench-pollers] bench_pollers failed ({result.exit_description()})")
+    out = result.stdout.decode()
     rows = {}
     for line in out.splitlines():
         n, *values = line.split("\t")
