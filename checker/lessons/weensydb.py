@@ -115,8 +115,12 @@ def checks_for(v: Version) -> dict:
                              expected=f"version {v.number} to make the second client wait "
                                       f"(that is this lesson's point)",
                              seen=seen,
-                             hint=f"version {v.number} must not serve clients at the same time "
-                                  f"yet: {v.blocks} is where that changes")
+                             hint=(f"version {v.number}'s threads each hold table_mutex until "
+                                   f"their client hangs up (a lock_guard at the top of "
+                                   f"handle_connection), so the others wait: {v.blocks} changes that"
+                                   if v.threads else
+                                   f"version {v.number} serves one client at a time: main() calls "
+                                   f"handle_connection itself, with no thread; {v.blocks} changes that"))
                     bad.close()
                     after, _ = wdb.second_client_served(s.port)
                     note(f"the second client got no answer in {T(2):.0f}s while {bad_title}")
@@ -237,7 +241,7 @@ def checks_for(v: Version) -> dict:
                            if r.kind != "thread leak"]
                 saved = keep_tsan_output(target, logs, "races") if reports else None
             races = [r for r in reports if r.kind.startswith("data race")]
-            summaries = [r.summary() for r in reports[:4]]
+            summaries = list(dict.fromkeys(r.summary() for r in reports))[:4]   # distinct ones
             if v.races:
                 if not races:
                     fail("TSan found no data race",
