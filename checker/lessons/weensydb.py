@@ -62,7 +62,10 @@ def checks_for(v: Version) -> dict:
         with server(target) as s, LineClient(s.port) as client:
             for request, reply in wdb.protocol_script(v.exch):
                 hint = "the table in lesson 03's README lists every reply"
-                if request.startswith(b"exch") and not v.exch:
+                if request.startswith(b"exch") and v.bucket_locks and v.exch:
+                    hint = ("do_exch must lock both keys' buckets, swap the items with "
+                            "exchange_items and answer EXCHANGED or NOT_FOUND (its TODO)")
+                elif request.startswith(b"exch") and not v.exch:
                     hint = ("with a mutex per bucket and none for the table, exch would race: "
                             "version 5 refuses it (TODO 6) until lesson 08 locks two buckets")
                 expect_reply(target, client, request, reply, hint=hint)
