@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,6 +92,34 @@ int accept_client(int listen_fd) {
             die("accept");
         }
     }
+}
+
+void set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        die("fcntl O_NONBLOCK");
+}
+
+void warn_out_of_descriptors() {
+    static bool warned = false;
+    if (!warned)
+        std::perror("accept (out of descriptors: clients wait until some close; said once)");
+    warned = true;
+}
+
+long raise_open_files_limit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        die("getrlimit");
+    rlim_t old_soft = limit.rlim_cur;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;   // (an "unlimited" hard limit is refused: kept as is)
+        if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
+            std::perror("setrlimit RLIMIT_NOFILE");
+            limit.rlim_cur = old_soft;
+        }
+    }
+    return static_cast<long>(limit.rlim_cur);
 }
 
 void announce_port(int listen_fd) {

@@ -29,6 +29,21 @@ int listen_tcp(const ServerOptions& options);
 // Returns the connected socket; exits via die() only if listen_fd is unusable.
 int accept_client(int listen_fd);
 
+// Puts fd in non-blocking mode (lessons 12-14): read(), write() and accept()
+// on it then return -1 with errno EAGAIN instead of waiting.
+void set_nonblocking(int fd);
+
+// Says, once per process, that accept() has run out of descriptors
+// (EMFILE/ENFILE). An event loop finds the listener ready again on every
+// turn while that lasts, and would otherwise print it thousands of times.
+void warn_out_of_descriptors();
+
+// Raises this process's soft limit on open descriptors (RLIMIT_NOFILE) to
+// its hard limit, the most an unprivileged process may have, and returns
+// the new limit. Shells start programs with a soft limit of 1024: enough
+// for an editor, not for 10,000 clients (lesson 14).
+long raise_open_files_limit();
+
 // Prints "port N" (the port fd is bound to) on stdout and flushes it.
 void announce_port(int listen_fd);
 
