@@ -241,8 +241,8 @@ class HalfRequest(BadClient):
 class NeverRead(BadClient):
     what = "a client stored a 1 MiB value and sent `get big` 32 times, never reading a reply"
 
-    def __init__(self, server):
-        self.server = server
+    def __init__(self, server, event_loop=False):
+        self.server, self.event_loop = server, event_loop
         # A small receive buffer: the server's writes fill it (and its own send buffer) fast.
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -255,7 +255,10 @@ class NeverRead(BadClient):
         self.expect(b"set big 0 0 %d\r\n" % MAX_VALUE + b"b" * MAX_VALUE + b"\r\n", b"STORED\r\n",
                     "the 1 MiB set before the slow-reader test")
         self.sock.sendall(b"get big\r\n" * 32)
-        wait_until_writing(self.server.proc.pid, T(5))
+        if self.event_loop:   # its writes never block: wait for the replies to pile up
+            wait_until_queued(self.server.port, self.sock.getsockname()[1], T(5))
+        else:
+            wait_until_writing(self.server.proc.pid, T(5))
 
 
 WRITE_CALLS = {"write", "sendto", "sendmsg", "writev"}
@@ -268,6 +271,18 @@ def wait_until_writing(pid: int, timeout: float):
         for thread in thread_states(pid):
             if thread.state == "S" and thread.activity() and thread.activity().split("(")[0] in WRITE_CALLS:
                 return
+        time.sleep(0.02)
+
+
+def wait_until_queued(server_port: int, client_port: int, timeout: float):
+    """Waits (bounded) until the server's socket to this client holds unsent bytes:
+    the client's receive buffer is full."""
+    from lessons.eventloop import tcp_queues
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queues = tcp_queues(server_port, client_port)
+        if queues and queues[0] > 0:
+            return
         time.sleep(0.02)
 
 

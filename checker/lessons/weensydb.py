@@ -35,6 +35,10 @@ class Version:
     mutexes: bool = True          # uses mutexes at all (v1, v2: no)
     bucket_locks: bool = False    # a mutex per bucket (v5 on)
     exch: bool = True             # answers exch (v5 refuses it: "SERVER_ERROR …")
+    event_loop: bool = False      # one thread, non-blocking sockets (v9-v11, lessons 12-14)
+    idle_burn: str | None = None  # the loop never sleeps (v9): the lesson that fixes it
+    fd_setsize: bool = False      # refuses clients select() cannot watch (v10)
+    many_connections: int = 0     # holds this many idle connections (v11: 10,000)
 
 
 def expected(title: str, fixed_by: str | None, bug_title: str) -> str:
@@ -49,11 +53,14 @@ def checks_for(v: Version) -> dict:
         checks[function.__name__] = function
         return function
 
+    variants = ("plain", "tsan") if v.threads else ("plain", "asan") if v.fd_setsize else ("plain",)
+
     @add
-    @check("builds (plain, tsan)")
+    @check(f"builds ({', '.join(variants)})")
     def test_build(target):
-        target.build([PROGRAM], variants=("plain", "tsan"))
-        make(["build/tools/liblocktrace.so"], what="the course's lock tracer")
+        target.build([PROGRAM], variants=variants)
+        if v.mutexes:
+            make(["build/tools/liblocktrace.so"], what="the course's lock tracer")
 
     @add
     @check("set, get, delete" + (", exch" if v.exch else "") + " answer as the protocol says",
@@ -103,7 +110,10 @@ def checks_for(v: Version) -> dict:
 
     # ---- blocking -------------------------------------------------------------
 
-    blocked_hint = "the accept loop must hand each client to a thread of its own"
+    blocked_hint = ("one thread serves everyone, so it must never wait for one client: "
+                    "non-blocking sockets, and on EAGAIN go on to the next client"
+                    if v.event_loop else
+                    "the accept loop must hand each client to a thread of its own")
 
     def blocking_check(name, bad_title, bug_title, bad_client, try_it, hint):
         @check(expected(f"a second client is served while {bad_title}", v.blocks, bug_title),
@@ -135,6 +145,8 @@ def checks_for(v: Version) -> dict:
                     details = []
                     if v.threads:
                         details = watchdog(target, s.proc.pid)
+                    elif v.event_loop:
+                        details = [f"the server's one thread is {what_it_does(s.proc.pid)}"]
                     fail(f"a second client got no answer while {bad_title}",
                          tried=f"{bad.describe()}, then a second client: set and get",
                          expected="the second client's set and get answered",
@@ -156,7 +168,7 @@ def checks_for(v: Version) -> dict:
     blocking_check(
         "slow_reader", "one client never reads the large replies it asked for",
         "a client that never reads its replies blocks a second client",
-        wdb.NeverRead, "build/tools/wdb_never_read",
+        lambda s: wdb.NeverRead(s, event_loop=v.event_loop), "build/tools/wdb_never_read",
         "write() blocks while the client does not read: release every lock before writing")
 
     # ---- locks ----------------------------------------------------------------
@@ -365,6 +377,11 @@ def checks_for(v: Version) -> dict:
 
 
 # ---- helpers ------------------------------------------------------------------
+
+def what_it_does(pid: int) -> str:
+    from lessons.eventloop import what_it_does as describe   # (eventloop imports this module)
+    return describe(pid)
+
 
 def server(target):
     return start_server(target.binary(PROGRAM))
