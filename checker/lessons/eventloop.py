@@ -182,7 +182,7 @@ def checks_for(v: Version) -> dict:
                      seen=f"{len(served)} served, {len(refused)} refused"
                           + (f"; client {other[0][0]}: {other[0][1]}" if other else ""),
                      hint="a client whose descriptor is >= FD_SETSIZE cannot be in an fd_set: "
-                          "tell it and close it (refuse)")
+                          "tell it and close it, with refuse(fd) right after accept() (TODO 1)")
             if not after:
                 fail("after 100 clients left, a new client was not served", tried=tried,
                      expected="the freed descriptors used again", seen=seen,
