@@ -5,11 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <netinet/in.h>
 #include <csignal>
 #include <string>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -85,4 +88,35 @@ TEST_CASE("connect_tcp reaches a listening server and names the address it used"
     CHECK(shown == "127.0.0.1:" + port);
     close(fd);
     close(listener);
+}
+
+TEST_CASE("set_nonblocking makes a read with nothing to read fail with EAGAIN", "[server]") {
+    int fds[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    CHECK((fcntl(fds[0], F_GETFL) & O_NONBLOCK) == 0);
+    set_nonblocking(fds[0]);
+    CHECK((fcntl(fds[0], F_GETFL) & O_NONBLOCK) != 0);
+    char byte;
+    errno = 0;
+    CHECK(read(fds[0], &byte, 1) == -1);
+    CHECK((errno == EAGAIN || errno == EWOULDBLOCK));
+    REQUIRE(write(fds[1], "x", 1) == 1);
+    CHECK(read(fds[0], &byte, 1) == 1);   // and data still arrives as before
+    close(fds[0]);
+    close(fds[1]);
+}
+
+TEST_CASE("raise_open_files_limit lifts the soft limit to the hard one", "[server]") {
+    rlimit before{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &before) == 0);
+    rlimit lowered = before;
+    lowered.rlim_cur = std::min<rlim_t>(before.rlim_max, 256);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    long raised = raise_open_files_limit();
+    rlimit after{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &after) == 0);
+    CHECK(static_cast<rlim_t>(raised) == after.rlim_cur);
+    if (before.rlim_max != RLIM_INFINITY)
+        CHECK(after.rlim_cur == before.rlim_max);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &before) == 0);
 }
