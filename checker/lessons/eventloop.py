@@ -284,7 +284,7 @@ def vm_rss(pid: int) -> int:
 def raise_nofile(want: int) -> int:
     """Raises the checker's soft open-files limit (servers it starts inherit it); returns it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    new = hard if hard == resource.RLIM_INFINITY or hard > want else hard
+    new = want if hard == resource.RLIM_INFINITY else hard   # (no soft limit is "infinite")
     if soft < new:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
