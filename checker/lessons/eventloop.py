@@ -13,7 +13,7 @@ import socket
 import statistics
 import time
 
-from harness import CheckFailed, LineClient, T, cannot_check, check, fail, note, show_bytes, start_server
+from harness import LineClient, T, cannot_check, check, fail, note, show_bytes, start_server
 from harness.deadlock import thread_states
 from lessons import wdb
 from lessons.weensydb import PROGRAM, Version, expect_reply, expected, server
@@ -510,6 +510,3 @@ def latencies(port: int, rounds: int) -> list[float]:
             client.read_line("STORED")
             times.append(time.perf_counter() - start)
     return times
-
-
-__all__ = ["checks_for", "CheckFailed"]
