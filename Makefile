@@ -104,6 +104,7 @@ help:
 	@echo "  make captures      record the reference packet captures in captures/ again"
 	@echo "  make bench-weensydb  WeensyDB v4, v5, v8 and memcached under the same load"
 	@echo "  make bench-pollers   the cost of one select(), poll() and epoll_wait() call, 10 to 10,000 fds"
+	@echo "  make bench-c10k      v8 (threads), select, epoll and memcached: ops/s, latency, memory per idle connection"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo
@@ -141,6 +142,13 @@ captures: deps programs
 .PHONY: bench-weensydb
 bench-weensydb: deps programs $(BUILD)/tools/wdb_bench
 	@$(PYTHON) tools/bench_weensydb.py
+
+# v8 (threads), select, epoll and memcached -t 1 under wdb_bench and memcaslap, and their
+# memory per idle connection at 1,000 and 10,000; rewrites the table in docs/c10k-bench.md.
+# BENCH_SECONDS=10 BENCH_CONNECTIONS=100 BENCH_IDLE=1000,10000 make bench-c10k
+.PHONY: bench-c10k
+bench-c10k: deps programs $(BUILD)/tools/wdb_bench
+	@$(PYTHON) tools/bench_c10k.py
 
 # select vs poll vs epoll_wait beside the classic table; draws docs/select-vs-epoll.svg.
 .PHONY: bench-pollers
