@@ -31,7 +31,7 @@ def checks_for(v: Version) -> dict:
 
     @add
     @check(expected("an idle server uses almost no CPU", v.idle_burn,
-                    "an idle server keeps a core busy"), needs=["protocol"])
+                    "an idle server keeps a core busy"), needs=["never_close"])
     def test_idle_cpu(target):
         with server(target) as s, wdb.NeverClose(s), wdb.NeverClose(s), wdb.HalfRequest(s):
             share = cpu_share(s.proc.pid, seconds=1.0)
