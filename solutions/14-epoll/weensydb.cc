@@ -136,12 +136,9 @@ int main(int argc, char** argv) {
     epoll_event ready[256];
     while (true) {
         // BEGIN TODO 3: sleep in epoll_wait() until some descriptors are
-        // ready (timeout -1); on EINTR go round again, on other errors die.
-        // For the listener: accept every waiting client, add it to clients
-        // and watch it (EPOLL_CTL_ADD) for interest(client). For a client:
-        // serve it; if that returns false, close it and erase it (closing
-        // removes it from epoll's list). Otherwise, if interest(client) has
-        // changed since before serving, tell epoll (EPOLL_CTL_MOD).
+        // ready (up to 256 of them into ready[], timeout -1: no timeout) and
+        // keep their number in n. On EINTR go round again; other errors are
+        // fatal (die). The loop below then serves the n ready descriptors.
         //| int n = 0;
         //| (void)ready;
         int n = epoll_wait(epoll_fd, ready, 256, -1);
