@@ -3,6 +3,7 @@
 Used by weensydb.py (the checks of lessons 03-10). Every network wait here
 has a timeout; a client that gets no answer reports it rather than hanging.
 """
+import os
 import pathlib
 import shutil
 import socket
@@ -284,6 +285,21 @@ def wait_until_queued(server_port: int, client_port: int, timeout: float):
         if queues and queues[0] > 0:
             return
         time.sleep(0.02)
+
+
+def wait_until_accepted(pid: int, timeout: float):
+    """Waits (bounded) until a single-threaded server has accepted a client: it holds
+    a descriptor besides stdin/out/err, its listener and that client's socket."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            sockets = [fd for fd in os.listdir(f"/proc/{pid}/fd")
+                       if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")]
+        except OSError:
+            return
+        if len(sockets) >= 2:
+            return
+        time.sleep(0.005)
 
 
 def second_client_served(port: int) -> tuple[bool, str]:
