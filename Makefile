@@ -105,6 +105,7 @@ help:
 	@echo "  make bench-weensydb  WeensyDB v4, v5, v8 and memcached under the same load"
 	@echo "  make bench-pollers   the cost of one select(), poll() and epoll_wait() call, 10 to 10,000 fds"
 	@echo "  make bench-c10k      v8 (threads), select, epoll and memcached: ops/s, latency, memory per idle connection"
+	@echo "  make bench-handshake lesson 15's httpd and nginx: the packets of one HTTP transaction, side by side"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo
@@ -149,6 +150,13 @@ bench-weensydb: deps programs $(BUILD)/tools/wdb_bench
 .PHONY: bench-c10k
 bench-c10k: deps programs $(BUILD)/tools/wdb_bench
 	@$(PYTHON) tools/bench_c10k.py
+
+# One HTTP/1.0 transaction, lesson 15's httpd and http_get beside nginx (deferred, tcp_nopush,
+# sendfile) and curl: packet counts from captures, and nginx's system calls (docs/handshake-nginx.md).
+# BENCH_REPEAT=5 make bench-handshake
+.PHONY: bench-handshake
+bench-handshake: deps programs
+	@$(PYTHON) tools/bench_handshake.py
 
 # select vs poll vs epoll_wait beside the classic table; draws docs/select-vs-epoll.svg.
 .PHONY: bench-pollers

@@ -14,6 +14,7 @@ PACKAGES=(
   netcat-openbsd curl     # poking servers by hand
   memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
   gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
+  nginx                   # make bench-handshake: a real server's packets beside lesson 15's
 )
 
 if ! command -v dpkg-query >/dev/null; then

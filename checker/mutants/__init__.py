@@ -36,8 +36,8 @@ def replaced(text: str, replacements, where: str) -> str:
 
 
 def _registry() -> dict[str, list[Mutant]]:
-    from . import eventloop, lesson_01, lesson_02, lesson_11, weensydb
-    by_lesson = {module.LESSON: module.MUTANTS for module in (lesson_01, lesson_02, lesson_11)}
+    from . import eventloop, lesson_01, lesson_02, lesson_11, lesson_15, weensydb
+    by_lesson = {module.LESSON: module.MUTANTS for module in (lesson_01, lesson_02, lesson_11, lesson_15)}
     by_lesson.update(weensydb.mutants_by_lesson())
     by_lesson.update(eventloop.mutants_by_lesson())
     for lesson, mutants in by_lesson.items():

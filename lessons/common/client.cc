@@ -7,7 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int connect_tcp(const char* host, const char* port, std::string& shown) {
+int connect_tcp(const char* host, const char* port, std::string& shown,
+                const std::function<void(int fd)>& before_connect) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -22,6 +23,8 @@ int connect_tcp(const char* host, const char* port, std::string& shown) {
             saved_errno = errno;
             continue;
         }
+        if (before_connect)
+            before_connect(fd);
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
             char name[NI_MAXHOST] = "?";
             getnameinfo(a->ai_addr, a->ai_addrlen, name, sizeof(name), nullptr, 0, NI_NUMERICHOST);
