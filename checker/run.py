@@ -24,7 +24,9 @@ import sys
 
 CHECKER = pathlib.Path(__file__).resolve().parent
 ROOT = CHECKER.parent
-sys.path.insert(0, str(CHECKER))
+# The one entry point run as a script: everything else imports the repository's packages
+# (checker, tools) from the top of the repository.
+sys.path.insert(0, str(ROOT))
 
 
 def lesson_name(number: str) -> str:
@@ -36,7 +38,7 @@ def lesson_name(number: str) -> str:
 
 
 def test_module(lesson: str) -> pathlib.Path:
-    return CHECKER / "lessons" / f"test_{lesson.replace('-', '_')}.py"
+    return CHECKER / "checks" / f"test_{lesson.replace('-', '_')}.py"
 
 
 def enter_network_namespace():
@@ -63,7 +65,7 @@ def bring_up_loopback():
 
 def pytest_args(args) -> list[str]:
     common = ["-q", "--no-header", "--tb=no", "-rN", "-p", "no:cacheprovider",
-              "-p", "harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
+              "-p", "checker.harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
     if args.kind == "selftest":
         return common + [str(CHECKER / "selftest")]
     lesson = lesson_name(args.number)
@@ -73,7 +75,7 @@ def pytest_args(args) -> list[str]:
         "starters": ("build/src/starters", "build/starters", "the untouched starter"),
     }
     if args.kind == "mutant":
-        from mutants import prepare
+        from checker.mutants import prepare
         src_root = prepare(lesson, args.mutant)
         roots["mutant"] = (src_root, src_root.replace("build/src/", "build/"), f"mutant {args.mutant}")
     if args.kind == "dir":
@@ -111,11 +113,11 @@ def main():
     os.chdir(ROOT)
     (ROOT / "build").mkdir(exist_ok=True)
     env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = str(CHECKER) + (os.pathsep + env_path if env_path else "")
+    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + env_path if env_path else "")
     import pytest
     code = pytest.main(pytest_args(args))
     if args.kind == "lessons":
-        from progress_state import record_run
+        from checker.progress_state import record_run
         record_run(ROOT, lesson_name(args.number))
     sys.exit(int(code))
 

@@ -17,15 +17,14 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "checker"))
 
-import run as checker_run  # noqa: E402  (the checker's namespace set-up)
-from harness import Capture, LineClient, closed_port, free_port, start_server  # noqa: E402
-from harness.capture import read_tcp_packets  # noqa: E402
-from harness.client import connect  # noqa: E402
-from harness.procs import kill_all, run  # noqa: E402
-from harness.target import tool  # noqa: E402
-from lessons.ladder import ladder  # noqa: E402
+from checker import run as checker_run  # noqa: E402  (the checker's namespace set-up)
+from checker.harness import Capture, LineClient, closed_port, free_port, start_server  # noqa: E402
+from checker.harness.capture import read_tcp_packets  # noqa: E402
+from checker.harness.client import connect  # noqa: E402
+from checker.harness.procs import kill_all, run  # noqa: E402
+from checker.harness.target import tool  # noqa: E402
+from checker.checks.ladder import ladder  # noqa: E402
 
 OUT = ROOT / "captures"
 

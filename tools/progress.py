@@ -8,9 +8,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "checker"))
-sys.path.insert(0, str(ROOT / "tools"))
-import progress_state  # noqa: E402
+from checker import progress_state  # noqa: E402
 
 # The course's syllabus (docs: the lesson table); lessons not written yet show as planned.
 SYLLABUS = [
@@ -24,7 +22,7 @@ SYLLABUS = [
 def hint_count(lesson: str) -> int | None:
     """How many hints the lesson has, or None if it has none (or they cannot be read)."""
     try:
-        import hint
+        from tools import hint
         return len(hint.read_hints(lesson)[1])
     except Exception:
         return None

@@ -3,7 +3,7 @@
 #
 #   tools/watch.sh NN
 #
-# Watches lessons/NN-*/ and lessons/common/ and runs `make lesson-NN` once at
+# Watches lessons/NN-*/ and common/ and runs `make lesson-NN` once at
 # start, then once after every save of a *.cc, *.h, *.hpp or Makefile there
 # (editor swap, backup and temp files are ignored). Several files saved
 # together give one run: it waits until 300 ms pass with no further saves.
@@ -41,7 +41,7 @@ LESSON=$(basename "${solution_dirs[0]}")
     die "lessons/$LESSON/ is missing: run make starters to create it"
 
 WATCH_DIRS=("lessons/$LESSON")
-[[ -d lessons/common ]] && WATCH_DIRS+=("lessons/common")
+[[ -d common ]] && WATCH_DIRS+=("common")
 
 # ---- one check ----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The checker's harness: one small API that every lesson's checks use.
 
-    from harness import *
+    from checker.harness import *
 
     check(title, needs=...)   decorator: a test function becomes a check
     fail(what, tried=, expected=, seen=, hint=)   report a failed check

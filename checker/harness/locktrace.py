@@ -2,7 +2,7 @@
 
 A program started with locktrace_env(path) as its environment (env= of run,
 spawn or start_server) runs with build/tools/liblocktrace.so preloaded
-(tools/lock_trace.cc): every pthread mutex lock and unlock, and every socket read
+(tools/programs/lock_trace.cc): every pthread mutex lock and unlock, and every socket read
 or write made while a mutex is held, is appended to `path`. No timing is
 involved, so a check can prove "the lock is never held across a write()" on any
 machine:

@@ -1,6 +1,6 @@
 """The pytest plugin that turns test results into the student's report.
 
-Loaded by checker/run.py (`-p harness.plugin`). It prints one ✓/✗ line per
+Loaded by checker/run.py (`-p checker.harness.plugin`). It prints one ✓/✗ line per
 check with the details under it, skips checks whose `needs` did not pass,
 kills every process the checker started when the run ends (however it
 ends), and writes the results as JSON for `make progress` and the self-tests.
@@ -134,7 +134,7 @@ def pytest_runtest_makereport(item, call):
 def _unexpected(error, excinfo) -> list[str]:
     """An exception no check expected: show it plainly, with where it happened."""
     frames = traceback.extract_tb(excinfo.tb)
-    where = next((f for f in reversed(frames) if "/checker/lessons/" in f.filename), frames[-1])
+    where = next((f for f in reversed(frames) if "/checker/checks/" in f.filename), frames[-1])
     text = str(error) or type(error).__name__
     if isinstance(error, ConnectionRefusedError):
         text += " (nothing was listening: did your server stop, or never call listen()?)"

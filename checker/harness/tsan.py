@@ -96,7 +96,7 @@ class Frame:
 
     def path(self) -> str:
         """The file's absolute path. The course compiles with paths relative to the
-        repository (lessons/common/x.cc); other relative paths (glibc's) stay relative."""
+        repository (common/x.cc); other relative paths (glibc's) stay relative."""
         f = os.path.normpath(self.file)
         if not os.path.isabs(f) and (REPO / f).is_file():
             return str(REPO / f)

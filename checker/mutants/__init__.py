@@ -21,7 +21,7 @@ class Mutant:
     caught_by: dict               # {check id: words its failure message must contain}
     bug: str = ""                 # what the mutant gets wrong, in words
     lesson: str = field(default="")
-    common: dict = field(default_factory=dict)   # {lessons/common file: replacements}: a
+    common: dict = field(default_factory=dict)   # {common file: replacements}: a
                                   # mutated copy is compiled into the program instead
 
 
@@ -69,9 +69,9 @@ def prepare(lesson: str, name: str) -> str:
     # A mutated copy of a shared file is #included by the program: its definitions
     # then win over libcommon.a's, whose member the linker no longer needs.
     for common_file, replacements in mutant.common.items():
-        source = (ROOT / "lessons" / "common" / common_file).read_text()
+        source = (ROOT / "common" / common_file).read_text()
         (out / f"mutated_{common_file}").write_text(
-            replaced(source, replacements, f"mutant {name}: lessons/common/{common_file}"))
+            replaced(source, replacements, f"mutant {name}: common/{common_file}"))
         text += f'\n#include "mutated_{common_file}"   // mutant {name}\n'
     path.write_text(text)
     return str(src_root)

@@ -4,7 +4,7 @@ The bugs of one thread serving everyone: a socket left blocking, a partial
 write taken for a whole one, a loop that never sleeps (or one that sleeps
 when it should not), FD_SET past FD_SETSIZE, an epoll server that forgets
 EPOLLOUT or its open-files limit, or rebuilds its watch list like select.
-A few live in the shared state machine and table (lessons/common), so
+A few live in the shared state machine and table (common), so
 they are mutated copies of those files.
 """
 from . import Mutant

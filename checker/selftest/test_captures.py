@@ -1,7 +1,7 @@
 """The reference captures in captures/ (made by `make captures`) show what the lessons teach."""
 import pathlib
 
-from harness.capture import read_tcp_packets
+from checker.harness.capture import read_tcp_packets
 
 CAPTURES = pathlib.Path(__file__).resolve().parents[2] / "captures"
 
@@ -29,7 +29,7 @@ def test_dribble_arrives_one_byte_per_segment():
 def test_lesson_15_ladders_are_drawn_from_their_captures():
     """Each committed ladder (captures/15-*.txt) is exactly what its .pcap draws: the .txt
     files are made by `make captures`, never edited by hand."""
-    from lessons.ladder import ladder, reference
+    from checker.checks.ladder import ladder, reference
     names = sorted(p.stem for p in CAPTURES.glob("15-*.pcap"))
     assert len(names) == 6, names
     for name in names:

@@ -2,10 +2,10 @@
 import os
 import time
 
-from harness import T, run, start_server
-from harness.capture import Packet
-from harness.report import caret_diff, first_difference, show_bytes
-from harness.strace import parse
+from checker.harness import T, run, start_server
+from checker.harness.capture import Packet
+from checker.harness.report import caret_diff, first_difference, show_bytes
+from checker.harness.strace import parse
 
 
 def test_caret_points_at_first_difference():

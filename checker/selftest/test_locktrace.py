@@ -1,10 +1,10 @@
-"""The lock tracer (tools/lock_trace.cc, harness/locktrace.py) on a program whose locking is known."""
+"""The lock tracer (tools/programs/lock_trace.cc, harness/locktrace.py) on a program whose locking is known."""
 import pathlib
 import re
 
 import pytest
 
-from harness import T, LockTrace, locktrace_env, run
+from checker.harness import T, LockTrace, locktrace_env, run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

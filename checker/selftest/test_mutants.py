@@ -16,9 +16,9 @@ import tempfile
 
 import pytest
 
-from harness import note
+from checker.harness import note
 
-from mutants import all_mutants
+from checker.mutants import all_mutants
 
 CHECKER = pathlib.Path(__file__).resolve().parents[1]
 ROOT = CHECKER.parent

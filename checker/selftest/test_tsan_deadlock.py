@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from harness import (T, CannotCheck, diagnose_hang, is_mapping_failure, parse_reports, read_reports,
+from checker.harness import (T, CannotCheck, diagnose_hang, is_mapping_failure, parse_reports, read_reports,
                      run, run_tsan, spawn, start_tsan_server, thread_states, tsan_env)
-from harness import deadlock
-from harness.procs import kill_group
+from checker.harness import deadlock
+from checker.harness.procs import kill_group
 
 PROGRAM = r"""
 // A data race, a lock-order inversion (one order after the other: nothing hangs),

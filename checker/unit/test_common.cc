@@ -1,4 +1,4 @@
-// Unit tests for lessons/common: the plumbing every lesson's program relies on.
+// Unit tests for common: the plumbing every lesson's program relies on.
 #include "common/client.h"
 #include "common/io.h"
 #include "common/server.h"

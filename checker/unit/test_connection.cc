@@ -1,5 +1,5 @@
 // Unit tests for the connection state machine of the event-loop servers
-// (lessons/common/wdb_connection): requests arriving in any pieces, replies
+// (common/wdb_connection): requests arriving in any pieces, replies
 // held back while too much output is waiting, and the end of a connection.
 //
 // Connection does no I/O, so these tests hand it bytes directly and take its

@@ -1,4 +1,4 @@
-// Unit tests for WeensyDB's shared code in lessons/common: the protocol parser
+// Unit tests for WeensyDB's shared code in common: the protocol parser
 // (wdb_protocol), the line reader (line_reader), whole requests off a stream
 // (wdb_request) and the hash table (wdb_table).
 //

@@ -3,7 +3,7 @@
 
     make bench-weensydb                      (builds everything, then runs this)
     BENCH_SECONDS=10 BENCH_CONNECTIONS=32 make bench-weensydb
-    /usr/bin/python3 tools/bench_weensydb.py --seconds 1 --get 90 --get 10
+    /usr/bin/python3 -m tools.bench.weensydb --seconds 1 --get 90 --get 10
 
 For every workload, each server is started afresh on a free port and
 build/tools/wdb_bench (the course's load generator) drives it: CONNECTIONS
@@ -28,12 +28,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "checker"))
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The checker's process handling: own process groups, PDEATHSIG, `port N` read with a timeout.
-from harness import CheckFailed  # noqa: E402
-from harness.procs import free_port, kill_all, kill_group, spawn, start_server  # noqa: E402
-from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
+from checker.harness import CheckFailed  # noqa: E402
+from checker.harness.procs import free_port, kill_all, kill_group, spawn, start_server  # noqa: E402
+from checker.harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/wdb_bench"
 MEMCACHED = "/usr/bin/memcached"
 MEMCACHED_MISSING = "memcached not installed (apt-get install memcached)"

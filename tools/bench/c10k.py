@@ -4,7 +4,7 @@
     make bench-c10k                          (builds everything, then runs this)
     BENCH_SECONDS=10 BENCH_REPEAT=5 BENCH_CONNECTIONS=100 make bench-c10k
     BENCH_IDLE=1000,5000,10000 make bench-c10k
-    /usr/bin/python3 tools/bench_c10k.py --seconds 2 --idle 1000 --no-doc
+    /usr/bin/python3 -m tools.bench.c10k --seconds 2 --idle 1000 --no-doc
 
 Every measurement is made on a freshly started server, on a free port:
 
@@ -52,18 +52,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "checker"))
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The checker's process handling: own process groups, PDEATHSIG, `port N` read with a timeout.
-from harness import CheckFailed  # noqa: E402
-from harness.procs import free_port, kill_all, kill_group, spawn, start_server  # noqa: E402
-from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
+from checker.harness import CheckFailed  # noqa: E402
+from checker.harness.procs import free_port, kill_all, kill_group, spawn, start_server  # noqa: E402
+from checker.harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 
 BENCH = ROOT / "build/tools/wdb_bench"
 MEMCACHED = "/usr/bin/memcached"
 MEMCASLAP = "/usr/bin/memcaslap"
 DOC = ROOT / "docs/c10k-bench.md"
-DOC_BEGIN = "<!-- BEGIN bench-c10k: written by tools/bench_c10k.py, do not edit by hand -->"
+DOC_BEGIN = "<!-- BEGIN bench-c10k: written by tools/bench/c10k.py, do not edit by hand -->"
 DOC_END = "<!-- END bench-c10k -->"
 
 START_TIMEOUT = 5 * SCALE   # from exec to `port N` / accepting connections
@@ -951,7 +950,7 @@ def write_doc(text: str):
     else:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text("# C10K: WeensyDB servers against memcached\n\n"
-                       "Written by `make bench-c10k` (tools/bench_c10k.py).\n\n" + block + "\n")
+                       "Written by `make bench-c10k` (tools/bench/c10k.py).\n\n" + block + "\n")
     print(f"[bench-c10k] table written to {DOC.relative_to(ROOT)}")
 
 

@@ -3,8 +3,8 @@
 Version 9 serves every client from one thread that never waits: no client
 can block another, but the loop burns a core while nothing happens.
 """
-from lessons import eventloop
-from lessons.weensydb import Version, checks_for
+from checker.checks import eventloop
+from checker.checks.weensydb import Version, checks_for
 
 VERSION = Version(9, threads=False, mutexes=False, event_loop=True, idle_burn="lesson 13")
 globals().update(checks_for(VERSION))

@@ -2,9 +2,9 @@
 """select vs poll vs epoll: this machine's cost per call beside the source's table.
 
     make bench-pollers                       (builds the binary, then runs this)
-    /usr/bin/python3 tools/bench_pollers.py [--seconds S] [--no-wait]
+    /usr/bin/python3 -m tools.bench.pollers [--seconds S] [--no-wait]
 
-Runs build/tools/bench_pollers (see tools/bench_pollers.cc for what is timed),
+Runs build/tools/bench_pollers (see tools/bench/bench_pollers.cc for what is timed),
 then prints one table: the measured microseconds per call of select(), poll()
 and epoll_wait() for 10 to 10,000 watched descriptors, beside the course
 source's figures read two ways:
@@ -26,10 +26,9 @@ import shutil
 import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "checker"))
-from harness.procs import run  # noqa: E402
-from harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+from checker.harness.procs import run  # noqa: E402
+from checker.harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
 BENCH = ROOT / "build/tools/bench_pollers"
 SVG = ROOT / "docs/select-vs-epoll.svg"
 

@@ -15,11 +15,11 @@ import os
 import socket
 import time
 
-from harness import Capture, T, check, describe_all, fail, free_port, note, run, show_bytes, start_server
-from harness.client import connect
-from harness.procs import program_lines
+from checker.harness import Capture, T, check, describe_all, fail, free_port, note, run, show_bytes, start_server
+from checker.harness.client import connect
+from checker.harness.procs import program_lines
 
-from lessons.ladder import line, reference, reference_steps, steps
+from checker.checks.ladder import line, reference, reference_steps, steps
 
 SERVER, CLIENT = "httpd", "http_get"
 # The request http_get sends, and the checker's own client too.

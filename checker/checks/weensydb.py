@@ -14,11 +14,11 @@ import re
 import tempfile
 from dataclasses import dataclass
 
-from harness import (CheckFailed, LineClient, LockTrace, T, check, diagnose_hang, fail, locktrace_env,
+from checker.harness import (CheckFailed, LineClient, LockTrace, T, check, diagnose_hang, fail, locktrace_env,
                      note, read_reports, show_bytes, start_server, start_tsan_server)
-from harness.target import ROOT, make
-from harness.tsan import read_log_text
-from lessons import wdb
+from checker.harness.target import ROOT, make
+from checker.harness.tsan import read_log_text
+from checker.checks import wdb
 
 PROGRAM = "weensydb"
 
@@ -389,7 +389,7 @@ def checks_for(v: Version) -> dict:
 # ---- helpers ------------------------------------------------------------------
 
 def what_it_does(pid: int) -> str:
-    from lessons.eventloop import what_it_does as describe   # (eventloop imports this module)
+    from checker.checks.eventloop import what_it_does as describe   # (eventloop imports this module)
     return describe(pid)
 
 

@@ -2,6 +2,6 @@
 
 Version 4 must be race-free, and no bad or slow client may block anyone.
 """
-from lessons.weensydb import Version, checks_for
+from checker.checks.weensydb import Version, checks_for
 
 globals().update(checks_for(Version(4)))

@@ -2,6 +2,6 @@
 
 Version 5 locks only the bucket a request uses. exch waits for lesson 08.
 """
-from lessons.weensydb import Version, checks_for
+from checker.checks.weensydb import Version, checks_for
 
 globals().update(checks_for(Version(5, bucket_locks=True, exch=False)))

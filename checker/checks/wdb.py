@@ -12,14 +12,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import CannotCheck, CheckFailed, LineClient, T, run, show_bytes, thread_states
+from checker.harness import CannotCheck, CheckFailed, LineClient, T, run, show_bytes, thread_states
 
 NBUCKETS = 1024
 MAX_VALUE = 1 << 20
 
 
 def bucket_of(key: str) -> int:
-    """The course's hash (lessons/common/wdb_table.cc): FNV-1a, 64 bits, modulo 1024."""
+    """The course's hash (common/wdb_table.cc): FNV-1a, 64 bits, modulo 1024."""
     h = 14695981039346656037
     for byte in key.encode():
         h ^= byte
@@ -278,7 +278,7 @@ def wait_until_writing(pid: int, timeout: float):
 def wait_until_queued(server_port: int, client_port: int, timeout: float):
     """Waits (bounded) until the server's socket to this client holds unsent bytes:
     the client's receive buffer is full."""
-    from lessons.eventloop import tcp_queues
+    from checker.checks.eventloop import tcp_queues
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         queues = tcp_queues(server_port, client_port)

@@ -7,7 +7,7 @@ numbers, so the same exchange always draws the same ladder.
 """
 import pathlib
 
-from harness.capture import Packet, read_tcp_packets
+from checker.harness.capture import Packet, read_tcp_packets
 
 CAPTURES = pathlib.Path(__file__).resolve().parents[2] / "captures"
 

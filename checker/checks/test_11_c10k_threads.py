@@ -17,9 +17,9 @@ import signal
 import subprocess
 import time
 
-from harness import T, cannot_check, check, fail, note, run, spawn, start_server
-from harness.procs import kill_group, program_lines
-from harness.target import ROOT, make
+from checker.harness import T, cannot_check, check, fail, note, run, spawn, start_server
+from checker.harness.procs import kill_group, program_lines
+from checker.harness.target import ROOT, make
 
 PROGRAM = "c10k_threads"
 SERVER = ROOT / "build" / "solutions" / "10-weensydb-8" / "weensydb"

@@ -2,6 +2,6 @@
 
 Version 8 must survive the same exch stress with no deadlock and TSan silent.
 """
-from lessons.weensydb import Version, checks_for
+from checker.checks.weensydb import Version, checks_for
 
 globals().update(checks_for(Version(8, bucket_locks=True)))

@@ -3,6 +3,6 @@
 Version 7 handles one bucket; exch a b ∥ exch b a is still expected to
 deadlock (ABBA), and ThreadSanitizer to report the lock-order inversion.
 """
-from lessons.weensydb import Version, checks_for
+from checker.checks.weensydb import Version, checks_for
 
 globals().update(checks_for(Version(7, bucket_locks=True, abba="lesson 10")))

@@ -13,10 +13,10 @@ import socket
 import statistics
 import time
 
-from harness import LineClient, T, cannot_check, check, fail, note, show_bytes, start_server
-from harness.deadlock import thread_states
-from lessons import wdb
-from lessons.weensydb import PROGRAM, Version, expect_reply, expected, server
+from checker.harness import LineClient, T, cannot_check, check, fail, note, show_bytes, start_server
+from checker.harness.deadlock import thread_states
+from checker.checks import wdb
+from checker.checks.weensydb import PROGRAM, Version, expect_reply, expected, server
 
 SET_BIG = b"set big 0 0 %d\r\n" % wdb.MAX_VALUE
 FD_SETSIZE = 1024

@@ -3,8 +3,8 @@
 Version 10 sleeps in select() until a socket is ready, so an idle server
 uses no CPU; descriptors select() cannot watch are refused cleanly.
 """
-from lessons import eventloop
-from lessons.weensydb import Version, checks_for
+from checker.checks import eventloop
+from checker.checks.weensydb import Version, checks_for
 
 VERSION = Version(10, threads=False, mutexes=False, event_loop=True, fd_setsize=True)
 globals().update(checks_for(VERSION))

@@ -1,7 +1,7 @@
 """lesson 01 · raw-client: an HTTP client from socket, connect, send and recv
 
 The student's program: `http_get HOST PORT [PATH]` prints the server's whole
-reply, byte for byte. The server is the course's own (tools/course_httpd.cc),
+reply, byte for byte. The server is the course's own (tools/programs/course_httpd.cc),
 started here on a free port; the expected bytes are what it sends to the
 checker's own careful client.
 """
@@ -9,10 +9,10 @@ import signal
 
 import pytest
 
-from harness import (T, check, closed_port, expect_bytes, fail, note, run,
+from checker.harness import (T, check, closed_port, expect_bytes, fail, note, run,
                      show_bytes, start_server, trace)
-from harness.client import LineClient
-from harness.target import tool
+from checker.harness.client import LineClient
+from checker.harness.target import tool
 
 PROGRAM = "http_get"
 HINT_CRASH = ("a crash in a client this small is usually memory: does recv() write past the end "

@@ -10,11 +10,11 @@ import subprocess
 import tempfile
 import threading
 
-from harness import (Capture, CheckFailed, LineClient, T, check, describe_all, expect_bytes, fail, free_port,
+from checker.harness import (Capture, CheckFailed, LineClient, T, check, describe_all, expect_bytes, fail, free_port,
                      note, show_bytes, start_server)
-from harness.client import connect
-from harness.procs import program_lines
-from harness.strace import read_trace_file, strace_prefix
+from checker.harness.client import connect
+from checker.harness.procs import program_lines
+from checker.harness.strace import read_trace_file, strace_prefix
 
 PROGRAM = "echo_server"
 
