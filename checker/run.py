@@ -55,7 +55,8 @@ def enter_network_namespace():
         os.environ["NETCOURSE_NETNS"] = "none: " + (why[-1] if why else "unshare failed")
         return
     os.environ["NETCOURSE_NETNS"] = "1"
-    os.execvp("unshare", unshare + [sys.executable, *sys.argv])
+    # orig_argv keeps "-m module" for the tools that are run as modules.
+    os.execvp("unshare", unshare + [sys.executable, *sys.orig_argv[1:]])
 
 
 def bring_up_loopback():
