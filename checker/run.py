@@ -7,7 +7,7 @@
     run.py mutant NN NAME      a known-bad variant (checker/mutants/)
     run.py dir NN SRC_ROOT     the sources in SRC_ROOT/NN-*/ (under build/src/), e.g. a broken program
     run.py selftest            the checker's own tests
-  options: --only CHECK_ID (repeatable), --json FILE
+  options: --only CHECK_ID (repeatable), --json FILE, -k EXPR (selftest: pytest's -k)
 
 Everything runs in a private network namespace where the system allows it
 (as root: `unshare -n`; otherwise a user+network namespace, `unshare -rn`):
@@ -68,7 +68,8 @@ def pytest_args(args) -> list[str]:
     common = ["-q", "--no-header", "--tb=no", "-rN", "-p", "no:cacheprovider",
               "-p", "checker.harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
     if args.kind == "selftest":
-        return common + [str(CHECKER / "selftest")]
+        selected = ["-k", args.k] if args.k else []
+        return common + selected + [str(CHECKER / "selftest")]
     lesson = lesson_name(args.number)
     roots = {
         "lessons": ("lessons", "build/lessons", "your code"),
@@ -101,6 +102,7 @@ def main():
     parser.add_argument("mutant", nargs="?")
     parser.add_argument("--only", action="append", default=[])
     parser.add_argument("--json")
+    parser.add_argument("-k", help="selftest only: run the self-tests whose names match (pytest -k)")
     args = parser.parse_args()
     if args.kind != "selftest" and not args.number:
         parser.error("which lesson? e.g. run.py lessons 01")

@@ -54,7 +54,7 @@ def runs():
 
 
 def lesson_checks(lesson: str) -> dict[str, str]:
-    module = importlib.import_module(f"lessons.test_{lesson.replace('-', '_')}")
+    module = importlib.import_module(f"checker.checks.test_{lesson.replace('-', '_')}")
     return {f._nc_check["id"]: f._nc_check["title"] for f in vars(module).values()
             if callable(f) and hasattr(f, "_nc_check")}
 
