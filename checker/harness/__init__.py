@@ -16,6 +16,8 @@
     start_tsan_server(binary, log_dir), run_tsan(argv, log_dir)   a TSan build, retried under setarch -R
     read_reports(log_dir), parse_reports(text)   TSan reports, each with a one-line summary()
     diagnose_hang(pid, source_dir)   which thread of a hung process waits for which mutex, and where
+    wait_until(condition, timeout, what)   poll a condition until true or the deadline (no sleeps as sync)
+    procfs                    what /proc says: memory, CPU time, descriptors, TCP sockets and queues
 """
 from .timeouts import T
 from .report import CheckFailed, CannotCheck, fail, cannot_check, note, expect_bytes, show_bytes
@@ -28,5 +30,7 @@ from .locktrace import LockTrace, locktrace_env
 from .tsan import (tsan_env, parse_reports, read_reports, is_mapping_failure, start_tsan_server,
                    run_tsan, TsanReport)
 from .deadlock import diagnose_hang, thread_states
+from .waiting import wait_until, Deadline
+from . import procfs
 
 __all__ = [name for name in dir() if not name.startswith("_")]

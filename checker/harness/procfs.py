@@ -1,0 +1,178 @@
+"""Everything the checker and the benchmarks read from /proc, in one place.
+
+/proc is how the checker sees a program from the outside without touching it:
+a process's memory and threads (/proc/PID/status), its open descriptors
+(/proc/PID/fd), and the kernel's view of every TCP socket (/proc/net/tcp),
+including bytes queued but not yet read or acknowledged. See proc(5).
+"""
+import os
+import resource
+from dataclasses import dataclass
+
+KIB = 1024
+
+
+# ---- one process ------------------------------------------------------------------
+
+def status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as {field: value text}, e.g. {"VmRSS": "1234 kB", "Threads": "3"}."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return fields
+
+
+def status_bytes(pid: int, name: str) -> int:
+    """A size field of /proc/PID/status (VmRSS, VmHWM, VmSize, VmPTE…) in bytes; 0 if absent."""
+    value = status(pid).get(name, "0 kB").split()
+    return int(value[0]) * KIB if value else 0
+
+
+def vm_rss(pid: int) -> int:
+    """Resident memory of the process, in bytes."""
+    return status_bytes(pid, "VmRSS")
+
+
+def threads(pid: int) -> int:
+    return int(status(pid).get("Threads", "0"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces: split after its closing parenthesis.
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid: int) -> list[str]:
+    """What each open descriptor of the process points to (readlink of /proc/PID/fd/N)."""
+    targets = []
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return targets
+    for name in names:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except OSError:
+            pass   # closed while we looked
+    return targets
+
+
+def fd_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def socket_fd_count(pid: int) -> int:
+    """How many of the process's descriptors are sockets."""
+    return sum(target.startswith("socket:") for target in open_fds(pid))
+
+
+def alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+# ---- TCP sockets, as the kernel shows them -----------------------------------------
+
+LISTEN = "0A"   # the st column of /proc/net/tcp (include/net/tcp_states.h: TCP_LISTEN = 10)
+
+
+@dataclass
+class TcpSocket:
+    local_port: int
+    remote_port: int
+    state: str          # hex, as the kernel prints it ("01" established, "0A" listen)
+    tx_queue: int       # bytes sent and not yet acknowledged (listen: the backlog limit)
+    rx_queue: int       # bytes received and not yet read (listen: connections awaiting accept)
+    local_address: str  # dotted quad, e.g. "127.0.0.1"
+
+
+def _address(hex_address: str) -> str:
+    # /proc/net/tcp prints the IPv4 address as one little-endian 32-bit hex number.
+    value = int(hex_address, 16)
+    return ".".join(str((value >> shift) & 0xFF) for shift in (0, 8, 16, 24))
+
+
+def tcp_sockets(families=("tcp", "tcp6")) -> list[TcpSocket]:
+    """Every TCP socket of this network namespace (/proc/net/tcp and tcp6)."""
+    sockets = []
+    for family in families:
+        try:
+            with open(f"/proc/net/{family}") as table:
+                next(table)
+                rows = [line.split() for line in table]
+        except OSError:
+            continue
+        for cols in rows:
+            local_addr, local_port = cols[1].rsplit(":", 1)
+            tx, rx = cols[4].split(":")
+            sockets.append(TcpSocket(
+                local_port=int(local_port, 16), remote_port=int(cols[2].rsplit(":", 1)[1], 16),
+                state=cols[3], tx_queue=int(tx, 16), rx_queue=int(rx, 16),
+                local_address=_address(local_addr) if family == "tcp" else local_addr))
+    return sockets
+
+
+def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
+    """(send queue, receive queue) of the IPv4 socket local_port <-> remote_port, or None."""
+    for s in tcp_sockets(("tcp",)):
+        if (s.local_port, s.remote_port) == (local_port, remote_port):
+            return s.tx_queue, s.rx_queue
+    return None
+
+
+def listener(port: int) -> TcpSocket | None:
+    """The listening socket on `port`, if any. Reading /proc sends no packet, unlike a
+    test connection (which would also wake a TCP_DEFER_ACCEPT server)."""
+    for s in tcp_sockets():
+        if s.state == LISTEN and s.local_port == port:
+            return s
+    return None
+
+
+def listening(port: int) -> bool:
+    return listener(port) is not None
+
+
+def accept_queue(port: int) -> int:
+    """Connections waiting in the listen backlog on `port`; -1 if nothing listens."""
+    s = listener(port)
+    return s.rx_queue if s else -1
+
+
+# ---- limits and the machine ----------------------------------------------------------
+
+def raise_open_files_limit(want: int | None = None) -> int:
+    """Raises this process's soft RLIMIT_NOFILE towards `want` (default: the hard limit),
+    which needs no privilege; programs it starts inherit it. Returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if want is None else want
+    if hard != resource.RLIM_INFINITY:
+        target = min(target, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def hard_open_files_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def meminfo_bytes(name: str) -> int | None:
+    """A field of /proc/meminfo (e.g. KernelStack, the whole machine's) in bytes."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                field, _, value = line.partition(":")
+                if field == name:
+                    return int(value.split()[0]) * KIB
+    except OSError:
+        pass
+    return None
