@@ -24,11 +24,16 @@ VARIANTS := plain asan tsan
 COMMON_SRC := $(wildcard common/*.cc)
 common_lib = $(BUILD)/common/$(1)/libcommon.a
 
-LESSONS := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-*)))
-lesson_dir = $(firstword $(filter $(1)-%,$(LESSONS)))
+# course.toml lists the lessons; build/course.mk holds what Make needs of it: LESSONS
+# (the available ones) and each lesson's PROGRAMS_NN-slug and PARTS_NN-slug.
+# Make rebuilds it when course.toml changes, then reads it again.
+$(BUILD)/course.mk: course.toml checker/manifest.py
+	@mkdir -p $(@D)
+	@$(PYTHON) -m checker.manifest make-vars > $@.tmp && mv -f $@.tmp $@
+include $(BUILD)/course.mk
 
 .DEFAULT_GOAL := help
-.PHONY: help deps lesson-% solution-% watch-% hint-% progress starters check-drift captures \
+.PHONY: help deps lesson-% solution-% watch-% hint-% progress starters check-drift tables captures \
         programs unit selftest test clang-build clean
 .SECONDARY:
 
@@ -45,17 +50,22 @@ $(call common_lib,$(1)): $(patsubst common/%.cc,$(BUILD)/common/$(1)/%.o,$(COMMO
 endef
 $(foreach v,$(VARIANTS),$(eval $(call common_rules,$(v))))
 
-# One program per .cc file; $(1) = output root, $(2) = source root.
+# One program per NAME.cc file, linked with the lesson's parts (course.toml: the .cc files
+# beside it that the student writes and that hold no main, e.g. lesson 13's poller.cc).
+# parts_of(path/NN-slug/NAME) = the parts of lesson NN-slug, in path/NN-slug/.
+parts_of = $(addprefix $(dir $(1)),$(PARTS_$(notdir $(patsubst %/,%,$(dir $(1))))))
+.SECONDEXPANSION:
+# $(1) = output root, $(2) = source root.
 define program_rules
-$(1)/%: $(2)/%.cc $(call common_lib,plain)
+$(1)/%: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,plain)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_plain) -MMD -MP $$< $(call common_lib,plain) -o $$@
-$(1)/%-asan: $(2)/%.cc $(call common_lib,asan)
+	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_plain) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,plain) -o $$@
+$(1)/%-asan: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,asan)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_asan) -MMD -MP $$< $(call common_lib,asan) -o $$@
-$(1)/%-tsan: $(2)/%.cc $(call common_lib,tsan)
+	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_asan) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,asan) -o $$@
+$(1)/%-tsan: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,tsan)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_tsan) -MMD -MP $$< $(call common_lib,tsan) -o $$@
+	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_tsan) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,tsan) -o $$@
 endef
 $(eval $(call program_rules,$(BUILD)/lessons,lessons))
 $(eval $(call program_rules,$(BUILD)/solutions,solutions))
@@ -82,7 +92,7 @@ programs: $(BAD_CLIENTS) $(BUILD)/tools/liblocktrace.so
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Every solution and tool program, plain variant (the checker builds the rest on demand).
-SOLUTION_PROGRAMS := $(patsubst %.cc,$(BUILD)/%,$(wildcard solutions/[0-9][0-9]-*/*.cc))
+SOLUTION_PROGRAMS := $(foreach l,$(LESSONS),$(addprefix $(BUILD)/solutions/$(l)/,$(PROGRAMS_$(l))))
 programs: $(SOLUTION_PROGRAMS) $(BUILD)/tools/course-httpd $(foreach v,$(VARIANTS),$(call common_lib,$(v)))
 # The WeensyDB load generator, built with everything else so `make test` keeps it warning-free.
 programs: $(BUILD)/tools/wdb_bench
@@ -109,8 +119,10 @@ help:
 	@echo "  make bench-handshake lesson 15's httpd and nginx: the packets of one HTTP transaction, side by side"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
+	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
 	@echo
-	@echo "Lessons: $(LESSONS)"
+	@$(PYTHON) -m checker.manifest help
+	@echo
 	@echo "Slow machine? NETCOURSE_TIMEOUT_SCALE=3 make lesson-NN gives every timeout 3x longer."
 
 deps:
@@ -132,10 +144,14 @@ progress:
 	@$(PYTHON) -m tools.progress
 
 starters:
-	@$(PYTHON) tools/make_starters.py $(if $(FORCE),--force)
+	@$(PYTHON) -m tools.make_starters $(if $(FORCE),--force)
 
 check-drift:
-	@$(PYTHON) tools/make_starters.py --check
+	@$(PYTHON) -m tools.make_starters --check
+	@$(PYTHON) -m checker.manifest tables --check
+
+tables:
+	@$(PYTHON) -m checker.manifest tables --write
 
 captures: deps programs
 	@$(PYTHON) -m tools.make_captures

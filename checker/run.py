@@ -30,11 +30,18 @@ sys.path.insert(0, str(ROOT))
 
 
 def lesson_name(number: str) -> str:
-    matches = sorted(p.name for p in (ROOT / "solutions").glob(f"{int(number):02d}-*"))
-    if not matches:
-        known = ", ".join(sorted(p.name[:2] for p in (ROOT / "solutions").glob("[0-9][0-9]-*")))
-        sys.exit(f"[checker] there is no lesson {number} (lessons: {known})")
-    return matches[0]
+    """The lesson's directory name (07 -> 07-weensydb-5), from course.toml; exits with a
+    clear message for anything else."""
+    from checker import manifest
+    known = ", ".join(lesson.number for lesson in manifest.available())
+    lesson = manifest.find(number or "")
+    if lesson is None:
+        sys.exit(f"[checker] there is no lesson {number!r}: give its number, e.g. make lesson-01 "
+                 f"(lessons: {known})")
+    if not lesson.available:
+        sys.exit(f"[checker] lesson {lesson.number} ({lesson.slug}) is planned and not written yet "
+                 f"(lessons: {known})")
+    return lesson.name
 
 
 def test_module(lesson: str) -> pathlib.Path:
@@ -83,7 +90,7 @@ def pytest_args(args) -> list[str]:
     if args.kind == "dir":
         roots["dir"] = (args.mutant, args.mutant.replace("build/src/", "build/"), f"the program in {args.mutant}")
     if args.kind == "starters":
-        subprocess.run([sys.executable, str(ROOT / "tools" / "make_starters.py"), "--out",
+        subprocess.run([sys.executable, "-m", "tools.make_starters", "--out",
                         str(ROOT / "build" / "src" / "starters")], check=True, stdout=subprocess.DEVNULL)
     src, bins, label = roots[args.kind]
     extra = [f"--nc-only={c}" for c in args.only]
@@ -104,8 +111,8 @@ def main():
     parser.add_argument("--json")
     parser.add_argument("-k", help="selftest only: run the self-tests whose names match (pytest -k)")
     args = parser.parse_args()
-    if args.kind != "selftest" and not args.number:
-        parser.error("which lesson? e.g. run.py lessons 01")
+    if args.kind != "selftest":
+        lesson_name(args.number)   # exits with the list of lessons if there is no such lesson
     try:
         import pytest  # noqa: F401
     except ImportError:

@@ -13,7 +13,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-from checker import progress_state  # noqa: E402
+from checker import manifest, progress_state  # noqa: E402
 
 HINT = re.compile(r"^##\s+Hint\s+(\d+)\s*[:.]?\s*(.*?)(?:\s+#+)?\s*$", re.IGNORECASE)
 HEADING = re.compile(r"^#{1,2}\s")  # a new top- or section-level heading ends a hint
@@ -25,10 +25,8 @@ class HintError(Exception):
 
 
 def lessons() -> list[str]:
-    """Every lesson's directory name, e.g. 01-raw-client (solutions/ is the source of truth)."""
-    names = {p.name for p in (ROOT / "solutions").glob("[0-9][0-9]-*") if p.is_dir()}
-    names |= {p.name for p in (ROOT / "lessons").glob("[0-9][0-9]-*") if p.is_dir()}
-    return sorted(names)
+    """Every available lesson's directory name, e.g. 01-raw-client (course.toml lists them)."""
+    return [lesson.name for lesson in manifest.available()]
 
 
 def lesson_name(number: str) -> str:

@@ -17,10 +17,10 @@ becomes, in lessons/NN-name/,
 
 Files without regions are copied as they are.
 
-  make_starters.py            write lessons/ (never over a student's edits)
-  make_starters.py --force    write lessons/, overwriting edits
-  make_starters.py --check    exit 1 if lessons/ differs from what would be written
-  make_starters.py --out DIR  write the starters under DIR instead (for the checker)
+  python3 -m tools.make_starters            write lessons/ (never over a student's edits)
+  python3 -m tools.make_starters --force    write lessons/, overwriting edits
+  python3 -m tools.make_starters --check    exit 1 if lessons/ differs from what would be written
+  python3 -m tools.make_starters --out DIR  write the starters under DIR instead (for the checker)
 """
 import argparse
 import difflib
@@ -28,6 +28,8 @@ import pathlib
 import re
 import subprocess
 import sys
+
+from checker import manifest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(\s*)// BEGIN TODO(.*)$")
@@ -73,8 +75,12 @@ def starter_text(source: str, name: str) -> str:
 
 
 def lesson_dirs():
-    return sorted(p for p in (ROOT / "solutions").iterdir()
-                  if p.is_dir() and re.match(r"\d\d-", p.name))
+    """solutions/NN-slug/ of every available lesson in course.toml."""
+    dirs = [ROOT / "solutions" / lesson.name for lesson in manifest.available()]
+    missing = [str(d.relative_to(ROOT)) for d in dirs if not d.is_dir()]
+    if missing:
+        sys.exit(f"[starters] course.toml lists lessons without a solution: {', '.join(missing)}")
+    return dirs
 
 
 def expected_files():

@@ -1,23 +1,14 @@
 #!/usr/bin/env python3
 """Your state in every lesson (make progress), from .progress.json.
 
-Lessons that exist (solutions/NN-name/) show their last `make lesson-NN`
-result; the rest of the course's syllabus shows as planned.
+The lessons come from course.toml: available ones show their last
+`make lesson-NN` result, planned ones show as planned.
 """
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-from checker import progress_state  # noqa: E402
-
-# The course's syllabus (docs: the lesson table); lessons not written yet show as planned.
-SYLLABUS = [
-    "01-raw-client", "02-server-syscalls", "03-weensydb-1", "04-weensydb-2", "05-weensydb-3",
-    "06-weensydb-4", "07-weensydb-5", "08-weensydb-6", "09-weensydb-7", "10-weensydb-8",
-    "11-c10k-threads", "12-nonblocking", "13-select", "14-epoll", "15-handshake-tuning",
-    "16-zero-copy-download", "17-pipes-and-fifos", "18-unix-sockets", "19-udp",
-]
-
+from checker import manifest, progress_state  # noqa: E402
 
 def hint_count(lesson: str) -> int | None:
     """How many hints the lesson has, or None if it has none (or they cannot be read)."""
@@ -42,8 +33,8 @@ def main() -> int:
     if not isinstance(state, dict):
         state = {}
     entries = state.get("lessons") if isinstance(state.get("lessons"), dict) else {}
-    available = {p.name[:2]: p.name for p in (ROOT / "solutions").glob("[0-9][0-9]-*") if p.is_dir()}
-    planned = {name[:2]: name for name in SYLLABUS}
+    available = {lesson.number: lesson.name for lesson in manifest.available()}
+    planned = {lesson.number: lesson.name for lesson in manifest.lessons() if not lesson.available}
 
     rows, next_step = [], None
     for number in sorted(set(available) | set(planned)):

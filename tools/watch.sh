@@ -16,14 +16,13 @@ cd "$ROOT" || exit 1
 
 die() { echo "[watch] $*" >&2; exit 2; }
 
+# The available lessons, from course.toml.
+lesson_names() { "${PYTHON:-/usr/bin/python3}" -m checker.manifest names; }
+
 known_lessons() {
-    local d names=()
-    for d in solutions/[0-9][0-9]-*/; do
-        [[ -d $d ]] && names+=("$(basename "$d")")
-    done
-    local IFS=, list
-    list=${names[*]:-none yet}
-    echo "${list//,/, }"
+    local names
+    names=$(lesson_names | cut -c1-2 | paste -sd, -)
+    echo "${names//,/, }"
 }
 
 # ---- which lesson -----------------------------------------------------------
@@ -31,13 +30,9 @@ known_lessons() {
 [[ $# -eq 1 ]] || die "usage: tools/watch.sh NN, e.g. make watch-01 (lessons: $(known_lessons))"
 NN=$1
 [[ $NN =~ ^[0-9][0-9]$ ]] || die "'$NN' is not a lesson number: give two digits, e.g. make watch-01 (lessons: $(known_lessons))"
-shopt -s nullglob
-solution_dirs=(solutions/"$NN"-*/)
-lesson_dirs=(lessons/"$NN"-*/)
-shopt -u nullglob
-[[ ${#solution_dirs[@]} -gt 0 ]] || die "there is no lesson $NN (lessons: $(known_lessons))"
-LESSON=$(basename "${solution_dirs[0]}")
-[[ ${#lesson_dirs[@]} -gt 0 && -d lessons/$LESSON ]] ||
+LESSON=$(lesson_names | grep "^$NN-" | head -n 1)
+[[ -n $LESSON ]] || die "there is no lesson $NN (lessons: $(known_lessons))"
+[[ -d lessons/$LESSON ]] ||
     die "lessons/$LESSON/ is missing: run make starters to create it"
 
 WATCH_DIRS=("lessons/$LESSON")

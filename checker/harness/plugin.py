@@ -11,6 +11,8 @@ import traceback
 
 import pytest
 
+from checker import manifest
+
 from . import procs
 from .checks import check_info
 from .report import CannotCheck, CheckFailed, take_notes
@@ -86,8 +88,8 @@ def pytest_collection_finish(session):
     report = session.config._nc_report
     lesson = session.config.getoption("--nc-lesson")
     if lesson and session.items:
-        module = session.items[0].module
-        title = (module.__doc__ or lesson).strip().splitlines()[0]
+        entry = manifest.find(lesson)
+        title = entry.heading if entry else lesson
         label = session.config.getoption("--nc-label")
         src = session.config.getoption("--nc-src-root")
         report.line(f"[checker] {title}")

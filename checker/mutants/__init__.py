@@ -5,10 +5,16 @@ smallest change that brings back one classic bug. The self-tests build each
 mutant, run the checks named in `caught_by` on it, and assert that each of
 them fails with a message containing the given words. A replacement that no
 longer matches the solution is an error, so mutants cannot silently rot.
+
+One module per family of lessons, named in course.toml (`mutants = "eventloop"`);
+each defines mutants_for(lesson) -> [Mutant].
 """
+import importlib
 import pathlib
 import shutil
 from dataclasses import dataclass, field
+
+from checker import manifest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -36,13 +42,17 @@ def replaced(text: str, replacements, where: str) -> str:
 
 
 def _registry() -> dict[str, list[Mutant]]:
-    from . import eventloop, lesson_01, lesson_02, lesson_11, lesson_15, weensydb
-    by_lesson = {module.LESSON: module.MUTANTS for module in (lesson_01, lesson_02, lesson_11, lesson_15)}
-    by_lesson.update(weensydb.mutants_by_lesson())
-    by_lesson.update(eventloop.mutants_by_lesson())
-    for lesson, mutants in by_lesson.items():
+    """{lesson name: its mutants}, for every available lesson that names a mutants module
+    in course.toml (`mutants = "weensydb"` means checker/mutants/weensydb.py)."""
+    by_lesson = {}
+    for lesson in manifest.available():
+        if not lesson.mutants:
+            continue
+        module = importlib.import_module(f"{__name__}.{lesson.mutants}")
+        mutants = module.mutants_for(lesson.name)
         for m in mutants:
-            m.lesson = lesson
+            m.lesson = lesson.name
+        by_lesson[lesson.name] = mutants
     return by_lesson
 
 

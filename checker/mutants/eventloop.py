@@ -10,7 +10,6 @@ they are mutated copies of those files.
 from . import Mutant
 
 FILE = "weensydb.cc"
-LESSONS = ["12-nonblocking", "13-select", "14-epoll"]
 
 PARTIAL = "        c.sent(static_cast<std::size_t>(n));\n"
 ALL_SENT = "        c.sent(output.size());   // mutant: as if write() always took it all\n"
@@ -115,6 +114,6 @@ def by_lesson() -> dict[str, list[Mutant]]:
     }
 
 
-def mutants_by_lesson() -> dict[str, list[Mutant]]:
-    specific = by_lesson()
-    return {lesson: everywhere() + specific[lesson] for lesson in LESSONS}
+def mutants_for(lesson: str) -> list[Mutant]:
+    """The known-bad programs of the lesson (course.toml names this module for it)."""
+    return everywhere() + by_lesson()[lesson]

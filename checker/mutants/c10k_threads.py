@@ -1,7 +1,6 @@
 """Mutants of lesson 11's c10k_threads: each gets one measurement or one limit wrong."""
 from . import Mutant
 
-LESSON = "11-c10k-threads"
 FILE = "c10k_threads.cc"
 
 RAISE = """    limit.rlim_cur = limit.rlim_max;
@@ -63,3 +62,8 @@ MUTANTS = [
            {"server_dies": "did not say that the server died"},
            "does not notice that the server died, and blames a stalled thread count"),
 ]
+
+
+def mutants_for(lesson: str) -> list[Mutant]:
+    """The known-bad programs of the lesson (course.toml names this module for it)."""
+    return MUTANTS

@@ -1,7 +1,6 @@
 """Mutants of lesson 01's http_get: each brings back one bug of the source text's client."""
 from . import Mutant
 
-LESSON = "01-raw-client"
 
 MUTANTS = [
     Mutant("one-recv", "http_get.cc",
@@ -37,3 +36,8 @@ MUTANTS = [
            {"usage": "how to use it"},
            "never checks its arguments"),
 ]
+
+
+def mutants_for(lesson: str) -> list[Mutant]:
+    """The known-bad programs of the lesson (course.toml names this module for it)."""
+    return MUTANTS

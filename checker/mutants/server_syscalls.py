@@ -1,7 +1,6 @@
 """Mutants of lesson 02's echo_server: each breaks one thing the lesson teaches."""
 from . import Mutant
 
-LESSON = "02-server-syscalls"
 
 MUTANTS = [
     Mutant("no-listen", "echo_server.cc",
@@ -49,3 +48,8 @@ MUTANTS = [
            {"listen_is_silent": "packets on the server's port"},
            "sends packets while starting up"),
 ]
+
+
+def mutants_for(lesson: str) -> list[Mutant]:
+    """The known-bad programs of the lesson (course.toml names this module for it)."""
+    return MUTANTS

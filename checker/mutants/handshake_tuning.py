@@ -2,7 +2,6 @@
 writes the reply in a way that changes the packets the lesson counts."""
 from . import Mutant
 
-LESSON = "15-handshake-tuning"
 
 MUTANTS = [
     Mutant("client-options-after-connect", "http_get.cc",
@@ -55,3 +54,8 @@ MUTANTS = [
            {"serves_page": "not a 200 with a body"},
            "sends the header only"),
 ]
+
+
+def mutants_for(lesson: str) -> list[Mutant]:
+    """The known-bad programs of the lesson (course.toml names this module for it)."""
+    return MUTANTS
