@@ -126,7 +126,7 @@ def main():
     os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + env_path if env_path else "")
     import pytest
     code = pytest.main(pytest_args(args))
-    if args.kind == "lessons":
+    if args.kind == "lessons" and not args.only:   # progress counts only a full run
         from checker.progress_state import record_run
         record_run(ROOT, lesson_name(args.number))
     sys.exit(int(code))
