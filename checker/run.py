@@ -129,6 +129,8 @@ def main():
     if args.kind == "lessons" and not args.only:   # progress counts only a full run
         from checker.progress_state import record_run
         record_run(ROOT, lesson_name(args.number))
+    if code == pytest.ExitCode.INTERRUPTED:
+        sys.exit(130)   # as a shell reports a program ended by Ctrl-C (128 + SIGINT)
     sys.exit(int(code))
 
 

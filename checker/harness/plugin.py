@@ -65,8 +65,14 @@ class Report:
             self.line(INDENT + row)
 
 
+_config = None   # for the keyboard-interrupt hook, which is not given the config
+
+
 def pytest_configure(config):
+    global _config
+    _config = config
     config._nc_report = Report(config)
+    config._nc_planned = 0
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -87,6 +93,7 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     report = session.config._nc_report
     lesson = session.config.getoption("--nc-lesson")
+    session.config._nc_planned = len(session.items)
     if lesson and session.items:
         entry = manifest.find(lesson)
         title = entry.heading if entry else lesson
@@ -172,7 +179,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     cannot = sum(r["outcome"] == "cannot" for r in results)
     number = lesson[:2]
     if exitstatus == pytest.ExitCode.INTERRUPTED:
-        state = f"interrupted: {len(terminalreporter.session.items) - len(results)} checks did not run"
+        state = f"interrupted: {config._nc_planned - len(results)} checks did not run"
     elif failed or waiting:
         state = f"lesson {number} not complete yet · `make hint-{number}` for a hint"
     elif cannot:
@@ -196,9 +203,14 @@ def pytest_sessionfinish(session, exitstatus):
                        "checks": [report.results[i] for i in report.order]}, f, indent=1)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_keyboard_interrupt(excinfo):
     procs.kill_all()
     print("\n[checker] interrupted: every process the checker started has been stopped")
+    # pytest's own "!!! KeyboardInterrupt !!!" banner and traceback say nothing more.
+    reporter = _config.pluginmanager.get_plugin("terminalreporter") if _config else None
+    if reporter is not None:
+        reporter._report_keyboardinterrupt = lambda: None
 
 
 def pytest_unconfigure(config):
