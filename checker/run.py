@@ -28,6 +28,8 @@ ROOT = CHECKER.parent
 # (checker, tools) from the top of the repository.
 sys.path.insert(0, str(ROOT))
 
+from checker.harness.timeouts import T  # noqa: E402  (after the path is set)
+
 
 def lesson_name(number: str) -> str:
     """The lesson's directory name (07 -> 07-weensydb-5), from course.toml; exits with a
@@ -56,7 +58,7 @@ def enter_network_namespace():
         os.environ["NETCOURSE_NETNS"] = "none: unshare or ip (util-linux, iproute2) missing"
         return
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-    probe = subprocess.run(unshare + ["ip", "link", "set", "lo", "up"], capture_output=True, timeout=30)
+    probe = subprocess.run(unshare + ["ip", "link", "set", "lo", "up"], capture_output=True, timeout=T(30))
     if probe.returncode != 0:
         why = probe.stderr.decode(errors="replace").strip().splitlines()
         os.environ["NETCOURSE_NETNS"] = "none: " + (why[-1] if why else "unshare failed")
@@ -68,7 +70,7 @@ def enter_network_namespace():
 
 def bring_up_loopback():
     if os.environ.get("NETCOURSE_NETNS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=T(30))
 
 
 def pytest_args(args) -> list[str]:

@@ -13,7 +13,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-from checker import manifest, progress_state  # noqa: E402
+from checker import manifest, progress_state
 
 HINT = re.compile(r"^##\s+Hint\s+(\d+)\s*[:.]?\s*(.*?)(?:\s+#+)?\s*$", re.IGNORECASE)
 HEADING = re.compile(r"^#{1,2}\s")  # a new top- or section-level heading ends a hint

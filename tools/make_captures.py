@@ -18,13 +18,13 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-from checker import run as checker_run  # noqa: E402  (the checker's namespace set-up)
-from checker.harness import Capture, LineClient, closed_port, free_port, start_server  # noqa: E402
-from checker.harness.capture import read_tcp_packets  # noqa: E402
-from checker.harness.client import connect  # noqa: E402
-from checker.harness.procs import kill_all, run  # noqa: E402
-from checker.harness.target import tool  # noqa: E402
-from checker.checks.ladder import ladder  # noqa: E402
+from checker import run as checker_run   # the checker's network namespace set-up
+from checker.harness import Capture, LineClient, T, closed_port, free_port, start_server
+from checker.harness.capture import read_tcp_packets
+from checker.harness.client import connect
+from checker.harness.procs import kill_all, run
+from checker.harness.target import tool
+from checker.checks.ladder import ladder
 
 OUT = ROOT / "captures"
 
@@ -65,7 +65,7 @@ def echo_session():
 def dribble():
     with start_server(tool("course-httpd")) as httpd, Capture([httpd.port]) as cap:
         run([ROOT / "build/solutions/01-raw-client/http_get", "127.0.0.1", httpd.port, "/dribble"],
-            timeout=30)
+            timeout=T(30))
     save(cap, "01-dribble", httpd.port,
          "lesson 01's client fetching /dribble: the body arrives one byte per segment")
 
@@ -107,7 +107,7 @@ def lesson_15():
     for name, server_args, client_args, about in LESSON_15_CASES:
         port = free_port()
         with start_server(LESSON_15 / "httpd", args=server_args, port=port), Capture([port]) as cap:
-            result = run([LESSON_15 / "http_get", *client_args, "127.0.0.1", port, "/"], timeout=30)
+            result = run([LESSON_15 / "http_get", *client_args, "127.0.0.1", port, "/"], timeout=T(30))
         if result.returncode != 0:
             sys.exit(f"make_captures: http_get failed for {name}: {result.stderr.decode(errors='replace')}")
         command = " ".join(["httpd -p PORT", *server_args, "·", "http_get", *client_args, "127.0.0.1 PORT /"])

@@ -8,7 +8,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-from checker import manifest, progress_state  # noqa: E402
+from checker import manifest, progress_state
 
 def hint_count(lesson: str) -> int | None:
     """How many hints the lesson has, or None if it has none (or they cannot be read)."""

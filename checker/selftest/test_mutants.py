@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from checker.harness import note
+from checker.harness import T, note
 
 from checker.mutants import all_mutants
 
@@ -30,7 +30,7 @@ def run_checks(args) -> dict:
     """Runs checker/run.py with args; returns its JSON results (and its output, for failures)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         proc = subprocess.run([sys.executable, str(CHECKER / "run.py"), *args, "--json", out.name],
-                              capture_output=True, timeout=600, env=os.environ)
+                              capture_output=True, timeout=T(600), env=os.environ)
         try:
             results = json.loads(pathlib.Path(out.name).read_text())
         except ValueError:
