@@ -87,7 +87,12 @@ BAD_CLIENTS := $(addprefix $(BUILD)/tools/,wdb_never_close wdb_half_request wdb_
 $(BUILD)/tools/liblocktrace.so: tools/programs/lock_trace.cc
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS_BASE) -O2 -fPIC -shared -MMD -MP $< -o $@ -ldl
-programs: $(BAD_CLIENTS) $(BUILD)/tools/liblocktrace.so
+# The fault injector (tools/programs/fault_inject.cc): short sends and receives, and
+# EINTR, on purpose; an LD_PRELOAD library like the lock tracer.
+$(BUILD)/tools/libfaultinject.so: tools/programs/fault_inject.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_BASE) -O2 -fPIC -shared -MMD -MP $< -o $@ -ldl
+programs: $(BAD_CLIENTS) $(BUILD)/tools/liblocktrace.so $(BUILD)/tools/libfaultinject.so
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

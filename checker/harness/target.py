@@ -64,7 +64,7 @@ def make(targets, what: str):
 
 
 def tool(name: str) -> pathlib.Path:
-    """A course tool (tools/NAME.cc), built if needed."""
+    """A course program or library (tools/programs/, tools/bench/), built if needed."""
     path = ROOT / "build" / "tools" / name
     make([str(path.relative_to(ROOT))], what=f"the course tool {name}")
     return path
