@@ -12,6 +12,7 @@ import pytest
 from checker.harness import (T, check, closed_port, expect_bytes, fail, note, run,
                      show_bytes, start_server, trace)
 from checker.harness.client import LineClient
+from checker.harness.faults import faults_env, read_faults
 from checker.harness.target import tool
 
 PROGRAM = "http_get"
@@ -88,6 +89,39 @@ def test_big(target, httpd):
 def test_dribble(target, httpd):
     want = reference_reply(httpd.port, "/dribble")
     expect_reply(target, fetch(target, "127.0.0.1", httpd.port, "/dribble"), want, HINT_LOOP)
+
+
+@check("sends the whole request and reads the whole reply when the kernel cuts calls short "
+       "or interrupts them", needs=["build"])
+def test_short_io(target, httpd, tmp_path):
+    want = reference_reply(httpd.port, "/small")
+    log = tmp_path / "faults"
+    # Every send moves 1 byte, every recv asks for at most 7, every 3rd blocking call
+    # fails with EINTR: all of it allowed by send(2), recv(2) and signal(7).
+    result = run([target.binary(PROGRAM), "127.0.0.1", httpd.port, "/small"], timeout=T(5),
+                 env=faults_env(log, short_send=1, short_recv=7, eintr=3))
+    if result.returncode == 0 and result.stdout == want:
+        note("every send() moved 1 byte, every recv() at most 7, every 3rd call was interrupted: "
+             "same reply")
+        return
+    faults = read_faults(log)
+    sends = [f for f in faults if f.call in ("send", "sendto", "write") and f.kind == "short"]
+    stderr = result.stderr.decode(errors="replace")
+    if "Interrupted system call" in stderr:
+        hint = ("a call interrupted by a signal before it moved any data fails with EINTR: "
+                "that is not an error, call it again (write_all in common/io.h does)")
+    elif sends and not any(f.asked == sends[0].asked - sends[0].result for f in sends[1:]):
+        hint = (f"send() took {sends[0].result} of {sends[0].asked} bytes and your program never sent "
+                f"the other {sends[0].asked - sends[0].result}: send() may take fewer bytes than asked; "
+                "call it again for the rest (common/io.h has write_all) (TODO 2)")
+    else:
+        hint = HINT_LOOP
+    fail("under short and interrupted calls the reply is not the server's reply",
+         tried=tried(result, target) + "   (under the course's fault injector: short sends, "
+                                       "short receives, EINTR)",
+         expected="exit status 0 and the whole reply on stdout, as without the faults",
+         seen=f"{result.exit_description()}; {len(result.stdout)} of {len(want)} bytes on stdout",
+         details=[f"[fault injector] {f}" for f in faults[:4]] + result.stderr_lines(), hint=hint)
 
 
 @check("connects to the host it is given (a server on 127.0.0.2 only)", needs=["build"])
