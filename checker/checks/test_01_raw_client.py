@@ -13,6 +13,7 @@ from checker.harness import (T, check, closed_port, expect_bytes, fail, note, ru
                      show_bytes, start_server, trace)
 from checker.harness.client import LineClient
 from checker.harness.faults import faults_env, read_faults
+from checker.harness.resolver import HostsFile
 from checker.harness.target import tool
 
 PROGRAM = "http_get"
@@ -49,12 +50,12 @@ def tried(result, target) -> str:
 def expect_reply(target, result, want: bytes, hint: str):
     """The program must exit 0 having printed exactly `want`."""
     details = result.stderr_lines()
-    if result.returncode is not None and result.returncode < 0 and "SIG" in result.exit_description():
+    if result.returncode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT):
+        # A memory error: the AddressSanitizer build shows where. (It cannot show a SIGPIPE.)
         asan = target.shown(target.binary(PROGRAM, "asan"))
         path = result.argv[-1]
         details.append(f"to see where: start build/tools/course-httpd -p 0, then run {asan} 127.0.0.1 PORT {path}")
-        if result.returncode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGABRT):
-            hint = HINT_CRASH
+        hint = HINT_CRASH
     if result.timed_out or result.returncode != 0:
         fail(f"your program ended: {result.exit_description()}", tried=tried(result, target),
              expected="exit status 0 and the whole reply on stdout",
@@ -141,6 +142,23 @@ def test_resolves_names(target, httpd):
     expect_reply(target, result, want,
                  "inet_addr() only reads dotted numbers: getaddrinfo() resolves names, and may "
                  "return several addresses (::1, 127.0.0.1): try each until connect() succeeds")
+
+
+MULTI = "multi.netcourse.test"
+
+
+@check(f"tries every address of a name ({MULTI}: 127.0.0.3, where nobody listens, "
+       "then 127.0.0.1)", needs=["build"])
+def test_every_address(target):
+    with start_server(tool("course-httpd"), ["-b", "127.0.0.1"]) as server, \
+            HostsFile({MULTI: ["127.0.0.3", "127.0.0.1"]}) as hosts:
+        want = reference_reply(server.port, "/small")
+        argv = [target.binary(PROGRAM), MULTI, server.port, "/small"]
+        result = run(hosts.wrap(argv), timeout=T(10))
+    result.argv = argv   # show the student's command, not the namespace wrapper
+    expect_reply(target, result, want,
+                 f"getaddrinfo() gave two addresses for {MULTI}, and connect() to the first is "
+                 "refused: try the next one (loop over the list until connect() succeeds) (TODO 1)")
 
 
 @check("reports a refused connection: `connect: Connection refused`, non-zero exit", needs=["build"])

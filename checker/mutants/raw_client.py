@@ -41,6 +41,12 @@ MUTANTS = [
            [("        if (received < 0 && errno == EINTR)\n            continue;\n", "")],
            {"short_io": "EINTR"},
            "dies when recv() is interrupted by a signal"),
+    Mutant("first-address-only", "http_get.cc",
+           [("        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)\n            break;\n",
+             "        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || true)   // only the first\n"
+             "            break;\n")],
+           {"every_address": "try the next one"},
+           "connects only to the first address getaddrinfo() returns"),
     Mutant("no-usage", "http_get.cc",
            [("if (argc < 3 || argc > 4) {", "if (argc < 1) {")],
            {"usage": "how to use it"},
