@@ -264,7 +264,7 @@ def test_matches_proc(target):
              expected="`before any connection: 1 thread(s), VmSize X MiB, VmRSS X MiB, VmPTE X MiB`, "
                       f"then rows as: {ROW_FORMAT}",
              seen=f"{len(rows)} row(s) recognised", details=output_lines(text),
-             hint="keep print_row's and main's formats: the checker reads them")
+             hint="keep the output formats of c10k_report.h: the checker reads them")
     row = rows[200]
     problems, todos = [], set()
 

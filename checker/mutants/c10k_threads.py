@@ -3,7 +3,11 @@ from . import Mutant
 
 FILE = "c10k_threads.cc"
 
-RAISE = """    limit.rlim_cur = limit.rlim_max;
+RAISE = "    raise_open_files_limit();\n"
+
+# What a student might write instead of raising the soft limit to the hard one.
+RAISE_TO_4096 = """    rlimit limit = own_open_files_limit();
+    limit.rlim_cur = 4096;   // "plenty"
     if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
         die("setrlimit RLIMIT_NOFILE");
 """
@@ -24,8 +28,7 @@ MUTANTS = [
            {"own_limit": "its own open-files limit"},
            "never raises its soft limit on open files (stops near 1024 connections)"),
     Mutant("limit-of-its-own", FILE,
-           [(RAISE, RAISE.replace("limit.rlim_cur = limit.rlim_max;",
-                                  "limit.rlim_cur = 4096;   // \"plenty\""))],
+           [(RAISE, RAISE_TO_4096)],
            {"full_run": "its own open-files limit"},
            "raises its soft limit to a number of its own, 4096, not to the hard limit"),
     Mutant("rss-is-vmsize", FILE,
@@ -43,7 +46,7 @@ MUTANTS = [
            {"waits_for_threads": "before the server had started them"},
            "measures as soon as connect() returns, before the server has its threads"),
     Mutant("times-the-connects", FILE,
-           [("struct Run {\n", "static Clock::time_point last_connect;\n\nstruct Run {\n"),
+           [("static bool grow_to(", "static Clock::time_point last_connect;\n\nstatic bool grow_to("),
             ("        run.connections.push_back(fd);\n",
              "        run.connections.push_back(fd);\n        last_connect = Clock::now();\n"),
             ("took = Clock::now() - started;", "took = last_connect - started;")],
