@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
-from checker.harness import (T, check, closed_port, expect_bytes, fail, note, run,
-                     show_bytes, start_server, trace)
+from checker.harness import (HeldBack, T, check, closed_port, expect_bytes, fail, note, run,
+                             show_bytes, start_server, trace)
 from checker.harness.client import LineClient
 from checker.harness.faults import faults_env, read_faults
 from checker.harness.resolver import HostsFile
@@ -21,6 +21,32 @@ HINT_CRASH = ("a crash in a client this small is usually memory: does recv() wri
               "of its buffer? Ask for at most sizeof(buffer) bytes (TODO 3)")
 HINT_LOOP = ("one recv() returns what has arrived so far, not the whole reply: "
              "call it until it returns 0 (TODO 3)")
+
+
+HINT_NO_EXIT = ("it printed the whole reply but did not exit: does your loop stop when recv() "
+                "returns 0 (the server closed the connection)? (TODO 3)")
+
+# A program that never exits fails every check that waits for it to end, each after its
+# own timeout. The first such check names the cause; the others are held back behind it.
+hung: dict = {}        # {"title": the check in which the program first had to be killed}
+current: dict = {}     # {"title": the check running now}
+
+
+@pytest.fixture(autouse=True)
+def _remember_the_check(request):
+    current["title"] = request.node.function._nc_check["title"]
+
+
+def hold_back_if_hung():
+    if hung:
+        raise HeldBack(hung["title"])
+
+
+def ran(result):
+    """Notes a run that had to be killed; returns the result."""
+    if result.timed_out and not hung:
+        hung["title"] = current.get("title", "an earlier check")
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +65,11 @@ def reference_reply(port: int, path: str, host: str = "127.0.0.1") -> bytes:
     return data
 
 
-def fetch(target, host, port, path, variant="plain", timeout=None):
-    return run([target.binary(PROGRAM, variant), host, port, path], timeout=timeout or T(20))
+def fetch(target, host, port, path, variant="plain", timeout=None, hold=True):
+    """Runs the program to fetch path; held back (hold) if it never ended in an earlier check."""
+    if hold:
+        hold_back_if_hung()
+    return ran(run([target.binary(PROGRAM, variant), host, port, path], timeout=timeout or T(10)))
 
 
 def tried(result, target) -> str:
@@ -56,6 +85,12 @@ def expect_reply(target, result, want: bytes, hint: str):
         path = result.argv[-1]
         details.append(f"to see where: start build/tools/course-httpd -p 0, then run {asan} 127.0.0.1 PORT {path}")
         hint = HINT_CRASH
+    if result.timed_out and want.startswith(result.stdout) and result.stdout:
+        hint = HINT_NO_EXIT if result.stdout == want else hint
+        fail(f"your program did not exit: {result.exit_description()}", tried=tried(result, target),
+             expected="exit status 0 and the whole reply on stdout",
+             seen=f"{len(result.stdout)} of {len(want)} bytes on stdout, then nothing more, "
+                  "and the program still running", details=details, hint=hint)
     if result.timed_out or result.returncode != 0:
         fail(f"your program ended: {result.exit_description()}", tried=tried(result, target),
              expected="exit status 0 and the whole reply on stdout",
@@ -99,8 +134,9 @@ def test_short_io(target, httpd, tmp_path):
     log = tmp_path / "faults"
     # Every send moves 1 byte, every recv asks for at most 7, every 3rd blocking call
     # fails with EINTR: all of it allowed by send(2), recv(2) and signal(7).
-    result = run([target.binary(PROGRAM), "127.0.0.1", httpd.port, "/small"], timeout=T(5),
-                 env=faults_env(log, short_send=1, short_recv=7, eintr=3))
+    hold_back_if_hung()
+    result = ran(run([target.binary(PROGRAM), "127.0.0.1", httpd.port, "/small"], timeout=T(5),
+                     env=faults_env(log, short_send=1, short_recv=7, eintr=3)))
     if result.returncode == 0 and result.stdout == want:
         note("every send() moved 1 byte, every recv() at most 7, every 3rd call was interrupted: "
              "same reply")
@@ -154,7 +190,8 @@ def test_every_address(target):
             HostsFile({MULTI: ["127.0.0.3", "127.0.0.1"]}) as hosts:
         want = reference_reply(server.port, "/small")
         argv = [target.binary(PROGRAM), MULTI, server.port, "/small"]
-        result = run(hosts.wrap(argv), timeout=T(10))
+        hold_back_if_hung()
+        result = ran(run(hosts.wrap(argv), timeout=T(10)))
     result.argv = argv   # show the student's command, not the namespace wrapper
     expect_reply(target, result, want,
                  f"getaddrinfo() gave two addresses for {MULTI}, and connect() to the first is "
@@ -164,7 +201,7 @@ def test_every_address(target):
 @check("reports a refused connection: `connect: Connection refused`, non-zero exit", needs=["build"])
 def test_refused(target):
     with closed_port() as port:
-        result = fetch(target, "127.0.0.1", port, "/small", timeout=T(10))
+        result = fetch(target, "127.0.0.1", port, "/small", hold=False)
     stderr = result.stderr.decode(errors="replace")
     ok = (not result.timed_out and result.returncode not in (0, None) and result.returncode > 0
           and "connect" in stderr and "refused" in stderr.lower() and not result.stdout)
@@ -208,7 +245,12 @@ def test_asan_clean(target, httpd):
 @check("strace: socket, connect, send, then recv until it returns 0", needs=["build"])
 def test_strace(target, httpd):
     calls = ["socket", "connect", "sendto", "send", "write", "recvfrom", "recv", "read", "close"]
-    t = trace([target.binary(PROGRAM), "127.0.0.1", httpd.port, "/dribble"], calls)
+    hold_back_if_hung()
+    t = trace([target.binary(PROGRAM), "127.0.0.1", httpd.port, "/dribble"], calls, timeout=T(10))
+    if ran(t.run).timed_out:
+        fail("your program did not exit, so its system calls prove nothing",
+             tried=f"strace -f {tried(t.run, target)}", expected="the program ends by itself",
+             seen=t.run.exit_description(), hint=HINT_NO_EXIT)
     # Skip the dynamic loader's reads and closes: start at the first socket().
     start = next((i for i, c in enumerate(t.calls) if c.name == "socket"), len(t.calls))
     net = t.calls[start:]

@@ -20,7 +20,7 @@
     procfs                    what /proc says: memory, CPU time, descriptors, TCP sockets and queues
 """
 from .timeouts import T
-from .report import CheckFailed, CannotCheck, fail, cannot_check, note, expect_bytes, show_bytes
+from .report import CheckFailed, CannotCheck, HeldBack, fail, cannot_check, note, expect_bytes, show_bytes
 from .checks import check
 from .procs import run, spawn, start_server, free_port, closed_port, Server, RunResult
 from .client import LineClient, connect

@@ -15,7 +15,7 @@ from checker import manifest
 
 from . import procs
 from .checks import check_info
-from .report import CannotCheck, CheckFailed, take_notes
+from .report import CannotCheck, CheckFailed, HeldBack, take_notes
 from .target import Target
 
 INDENT = "      "
@@ -132,6 +132,10 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), 0, f"cannot check: {error.why}")
         nc.record(info, "cannot", error.lines())
+    elif isinstance(error, HeldBack):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), 0, f"held back: {error.cause}")
+        nc.record(info, "waiting", [], waiting_for=error.cause)
     elif isinstance(error, CheckFailed):
         nc.record(info, "failed", error.lines() + notes)   # notes: context, e.g. a retry
     elif isinstance(error, (pytest.skip.Exception, KeyboardInterrupt)):

@@ -39,6 +39,15 @@ class CheckFailed(AssertionError):
         return out
 
 
+class HeldBack(Exception):
+    """The check is not run because an earlier check's failure would fail it for the same
+    reason (e.g. the program never exits): the student sees one cause, not a cascade."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause   # the title of the check that failed first
+
+
 class CannotCheck(Exception):
     """The check cannot run on this machine (e.g. no packet capture). Not the student's fault."""
 
