@@ -27,11 +27,30 @@ def line(packets, server_port: int) -> str:
     return "  ".join(steps(packets, server_port)) or "no packets"
 
 
+def without_retransmissions(packets) -> list:
+    """The packets less the segments that repeat one already sent (same direction, sequence
+    number, length and FIN): a retransmission is the machine's accident, not the lesson's."""
+    seen, kept = set(), []
+    for p in packets:
+        key = (p.src_port, p.seq, p.length, p.fin, p.syn)
+        if (p.length or p.fin or p.syn) and key in seen:
+            continue
+        seen.add(key)
+        kept.append(p)
+    return kept
+
+
+def without_late_acks(packets) -> list:
+    """The packets less the bare ACKs after the handshake's: when those leave depends on
+    timers and scheduling, so a ladder that keeps them changes from run to run."""
+    return [p for n, p in enumerate(packets) if n < 3 or p.kind != "ACK" or p.length or p.fin]
+
+
 def ladder(packets, server_port: int) -> list[str]:
     """One row per packet, the client on the left, the server on the right."""
     rows = ["  #  client                                     server"]
     for n, p in enumerate(packets, 1):
-        what = p.kind + (f" {p.length} bytes" if p.length else "") + (
+        what = p.kind + (f" {p.length} byte{'s' if p.length != 1 else ''}" if p.length else "") + (
             " +FIN" if p.fin and p.kind != "FIN" else "")
         if p.from_client(server_port):
             rows.append(f"{n:>3}  {what:<20} ─────────────────▶")

@@ -41,6 +41,7 @@ class Packet:
     fin: bool
     rst: bool
     length: int          # TCP payload bytes
+    seq: int = 0         # relative sequence number (a retransmission repeats one)
 
     @property
     def kind(self) -> str:
@@ -179,7 +180,7 @@ class Capture:
 def read_tcp_packets(path) -> list[Packet]:
     """The TCP packets of a capture file, in order, read with tshark."""
     fields = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
-              "tcp.flags.fin", "tcp.flags.reset", "tcp.len"]
+              "tcp.flags.fin", "tcp.flags.reset", "tcp.len", "tcp.seq"]
     cmd = ["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
     for f in fields:
         cmd += ["-e", f]
@@ -190,7 +191,7 @@ def read_tcp_packets(path) -> list[Packet]:
         v = row.split(",")
         if len(v) == len(fields):
             packets.append(Packet(int(v[0]), int(v[1]), int(v[2]), flag(v[3]), flag(v[4]),
-                                  flag(v[5]), flag(v[6]), int(v[7] or 0)))
+                                  flag(v[5]), flag(v[6]), int(v[7] or 0), int(v[8] or 0)))
     return packets
 
 
