@@ -100,8 +100,9 @@ def missing_package(name: str, package: str | None = None) -> str:
 
 
 def missing_build(binary: pathlib.Path) -> str:
-    """Why the course program `binary` cannot be run, or "" if it can: not built yet (make
-    builds it), or not written yet (no source for it)."""
+    """Why the course program `binary` (build/DIR/NAME, built from DIR/NAME.cc, as the
+    solutions are) cannot be run, or "" if it can: not built yet (make builds it), or
+    not written yet (no source for it)."""
     if os.access(binary, os.X_OK):
         return ""
     if not binary.is_relative_to(ROOT / "build"):
