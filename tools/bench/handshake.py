@@ -167,8 +167,9 @@ def start_nginx(directory: pathlib.Path, port: int, wrapper=()) -> Running:
         return b"".join(path.read_bytes() for path in (directory / "nginx.out",
                                                        directory / "error.log") if path.exists())
     running = Running(proc, port, output)
+    # Under strace, nginx takes longer to start.
     wait_ready(running, lambda: procfs.listening(port), "listening",
-               f"did not listen on port {port}")
+               f"did not listen on port {port}", timeout=T(10))
     return running
 
 

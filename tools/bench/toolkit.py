@@ -157,14 +157,15 @@ class Running:
         self.stop()
 
 
-def wait_ready(running: Running, ready, doing: str, not_done: str):
-    """Waits up to START_TIMEOUT for ready() (e.g. listening), for a server that cannot say
+def wait_ready(running: Running, ready, doing: str, not_done: str,
+               timeout: float = START_TIMEOUT):
+    """Waits up to `timeout` for ready() (e.g. listening), for a server that cannot say
     so itself. StartError if it exits first ("exited with status N before DOING") or the
     time passes ("NOT_DONE within 5 s"); the server is then stopped."""
     proc = running.proc
-    wait_until(lambda: proc.poll() is not None or ready(), START_TIMEOUT, doing)
+    wait_until(lambda: proc.poll() is not None or ready(), timeout, doing)
     problem = (f"exited with status {proc.returncode} before {doing}" if proc.poll() is not None
-               else "" if ready() else f"{not_done} within {START_TIMEOUT:.0f} s")
+               else "" if ready() else f"{not_done} within {timeout:.0f} s")
     if problem:
         said = tail(running.output())
         running.stop()
