@@ -24,10 +24,16 @@ def status(pid: int) -> dict[str, str]:
     return fields
 
 
+def size_bytes(value: str) -> int:
+    """A size as /proc prints it ("1234 kB") in bytes; 0 for an empty text."""
+    words = value.split()
+    return int(words[0]) * KIB if words else 0
+
+
 def status_bytes(pid: int, name: str) -> int:
-    """A size field of /proc/PID/status (VmRSS, VmHWM, VmSize, VmPTE…) in bytes; 0 if absent."""
-    value = status(pid).get(name, "0 kB").split()
-    return int(value[0]) * KIB if value else 0
+    """A size field of /proc/PID/status (VmRSS, VmHWM, VmSize, VmPTE…) in bytes; 0 if absent.
+    Several fields read together: size_bytes() on one status() reading."""
+    return size_bytes(status(pid).get(name, "0 kB"))
 
 
 def vm_rss(pid: int) -> int:
@@ -161,6 +167,11 @@ def raise_open_files_limit(want: int | None = None) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def open_files_limit() -> int:
+    """This process's soft RLIMIT_NOFILE: the most descriptors it may hold open (ulimit -n)."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def hard_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
@@ -176,3 +187,25 @@ def meminfo_bytes(name: str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(all, idle) clock ticks the machine's CPUs have spent since boot, from the first
+    line of /proc/stat; idle counts iowait too. Two readings apart give how busy the
+    CPUs were in between: 1 - Δidle / Δall."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's name (/proc/cpuinfo's first `model name`), or "" where it has none (arm64)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "")
+    except OSError:
+        return ""

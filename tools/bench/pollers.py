@@ -2,7 +2,7 @@
 """select vs poll vs epoll: this machine's cost per call beside the source's table.
 
     make bench-pollers                       (builds the binary, then runs this)
-    /usr/bin/python3 -m tools.bench.pollers [--seconds S] [--no-wait]
+    /usr/bin/python3 -m tools.bench.pollers [--seconds S] [--no-wait] [--no-doc]
 
 Runs build/tools/bench_pollers (see tools/bench/bench_pollers.cc for what is timed),
 then prints one table: the measured microseconds per call of select(), poll()
@@ -15,20 +15,18 @@ source's figures read two ways:
 and says which reading the measurement supports, from all three of the
 source's rows: N = 10, 100 and 10,000 (it leaves out the N = 1,000 row of the
 table it quotes, Table 63-9 of The Linux Programming Interface). With gnuplot
-installed it also draws docs/select-vs-epoll.svg (log-log). A benchmark, not a test:
+installed it also draws docs/select-vs-epoll.svg (log-log; not with --no-doc). A benchmark, not a test:
 numbers vary between runs and machines. Exit status: 0, or 1 if the
 benchmark failed or timed out (it is then killed with its process group).
 """
 import argparse
 import os
-import pathlib
-import shutil
-import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-from checker.harness.procs import run  # noqa: E402
-from checker.harness.timeouts import SCALE  # noqa: E402  (NETCOURSE_TIMEOUT_SCALE, as the checker reads it)
+from checker.harness.procs import run
+from checker.harness.timeouts import T
+from tools.bench.toolkit import ROOT, installed, progress, run_main, text_table
+
 BENCH = ROOT / "build/tools/bench_pollers"
 SVG = ROOT / "docs/select-vs-epoll.svg"
 
@@ -39,9 +37,11 @@ SOURCE = {10: (0.73, 0.41), 100: (3.0, 0.42), 10000: (930.0, 0.66)}   # N: (sele
 # "CPU seconds per 100,000 calls": figure / 100,000 s = figure × 10 µs per call.
 PER_100K = 10.0
 
-
 # 12 cells of ~0.3 s plus setup take ~4 s; a hang must not last forever.
-TIMEOUT = 120 * SCALE
+TIMEOUT = T(120)
+PLOT_TIMEOUT = T(30)
+
+tell = progress("bench-pollers")
 
 
 # ---- running the benchmark --------------------------------------------------------
@@ -75,20 +75,21 @@ def fmt(value) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
+GROUPS = [("measured here", ("select", "poll", "epoll")),
+          ("source as µs", ("select", "epoll")),
+          ("source as s/100k", ("select", "epoll"))]
+
+
 def print_table(rows: dict):
     print(f"One call, one of N descriptors ready, in µs per call ({os.cpu_count()} CPUs here).")
     print("Source read as printed (µs), and as CPU seconds per 100,000 calls (×10 µs).\n")
-    print(f"{'':>6} | {'measured on this machine':^26} | {'source as µs':^15} |"
-          f" {'source as s/100k':^17}")
-    print(f"{'N':>6} | {'select':>8} {'poll':>8} {'epoll':>7} | {'select':>7} {'epoll':>7} |"
-          f" {'select':>8} {'epoll':>8}")
-    print("-" * 6 + "-+-" + "-" * 26 + "-+-" + "-" * 15 + "-+-" + "-" * 17)
+    body = []
     for n in sorted(set(rows) | set(SOURCE)):
-        sel, pol, epo = rows.get(n, (None, None, None))
-        src_sel, src_epo = SOURCE.get(n, (None, None))
-        scaled = [None if v is None else v * PER_100K for v in (src_sel, src_epo)]
-        print(f"{n:>6} | {fmt(sel):>8} {fmt(pol):>8} {fmt(epo):>7} |"
-              f" {fmt(src_sel):>7} {fmt(src_epo):>7} | {fmt(scaled[0]):>8} {fmt(scaled[1]):>8}")
+        measured = rows.get(n, (None, None, None))
+        source = SOURCE.get(n, (None, None))
+        scaled = [None if v is None else v * PER_100K for v in source]
+        body.append([f"{n:>6}"] + [fmt(v) for v in (*measured, *source, *scaled)])
+    print("\n".join(text_table([f"{'N':>6}"], GROUPS, body)))
     missing = [str(n) for n in sorted(rows) if n not in SOURCE]
     if missing:
         print(f"The source has no row for N = {', '.join(missing)}.")
@@ -131,11 +132,11 @@ def print_verdict(rows: dict):
 # ---- the plot -----------------------------------------------------------------------
 
 def plot(rows: dict):
-    gnuplot = shutil.which("gnuplot")
+    gnuplot = installed("gnuplot")
     if gnuplot is None:
-        print("[bench-pollers] gnuplot is not installed: no plot. Install it with\n"
-              "    sudo apt-get install -y gnuplot-nox\n"
-              f"and run again to draw {SVG.relative_to(ROOT)}.")
+        tell("gnuplot is not installed: no plot. Install it with\n"
+             "    sudo apt-get install -y gnuplot-nox\n"
+             f"and run again to draw {SVG.relative_to(ROOT)}.")
         return
     measured = "\n".join(f"{n} {s} {p} {e}" for n, (s, p, e) in sorted(rows.items()))
     source = "\n".join(f"{n} {s} {e} {s * PER_100K} {e * PER_100K}"
@@ -169,23 +170,24 @@ plot $measured using 1:2 with linespoints lw 2 pt 7 lc rgb "#c0392b" title "sele
      $source using 1:5 with points pt 12 ps 1.5 lc rgb "#1b4f72" title "epoll, source read as s/100,000 calls"
 """
     SVG.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        result = subprocess.run([gnuplot], input=script, text=True, capture_output=True,
-                                timeout=30 * SCALE)
-    except subprocess.TimeoutExpired:
-        print("[bench-pollers] gnuplot took too long: no plot")
+    result = run([gnuplot], timeout=PLOT_TIMEOUT, input=script.encode())
+    if result.timed_out:
+        tell(f"gnuplot took more than {PLOT_TIMEOUT:.0f} s: no plot")
         return
     if result.returncode != 0:
-        print(f"[bench-pollers] gnuplot failed: no plot\n{result.stderr.strip()}")
+        tell(f"gnuplot failed: no plot\n{result.stderr.decode(errors='replace').strip()}")
         return
-    print(f"[bench-pollers] plot written to {SVG.relative_to(ROOT)}")
+    tell(f"plot written to {SVG.relative_to(ROOT)}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tools.bench.pollers",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, help="time per cell (default 0.3)")
     parser.add_argument("--no-wait", action="store_true",
                         help="zero timeouts: no wait-queue bookkeeping in select/poll")
+    parser.add_argument("--no-doc", action="store_true",
+                        help=f"do not draw {SVG.relative_to(ROOT)}")
     args = parser.parse_args()
     extra = []
     if args.seconds is not None:
@@ -196,8 +198,10 @@ def main():
     rows = run_benchmark(extra)
     print_table(rows)
     print_verdict(rows)
-    plot(rows)
+    if not args.no_doc:
+        plot(rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "bench-pollers")

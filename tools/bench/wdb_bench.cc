@@ -2,7 +2,7 @@
 // that speaks the memcached text protocol (`set` and `get`), memcached included.
 //
 //   usage: wdb_bench -p PORT [-h HOST] [-c CONNECTIONS] [-d SECONDS] [-g GET_PERCENT]
-//                    [-s VALUE_SIZE] [-k KEYS] [-t THREADS] [--tsv]
+//                    [-s VALUE_SIZE] [-k KEYS] [-t THREADS] [--reply-timeout SECONDS] [--tsv]
 //
 // Every connection runs a closed loop: send one request, read the whole reply,
 // check it, note how long it took, send the next. The load therefore follows
@@ -49,11 +49,13 @@ using Clock = std::chrono::steady_clock;
 
 static const char kUsage[] =
     "usage: wdb_bench -p PORT [-h HOST] [-c CONNECTIONS] [-d SECONDS] [-g GET_PERCENT]\n"
-    "                 [-s VALUE_SIZE] [-k KEYS] [-t THREADS] [--tsv]\n";
+    "                 [-s VALUE_SIZE] [-k KEYS] [-t THREADS] [--reply-timeout SECONDS] [--tsv]\n";
 
 // A server that stops answering must not hang the benchmark: a read or a
-// write that waits this long is counted as an error.
-static const int kReplyTimeoutSeconds = 5;
+// write that waits this long is counted as an error. --reply-timeout sets it
+// (tools/bench passes 5 s times NETCOURSE_TIMEOUT_SCALE), once, before any
+// connection is made.
+static double reply_timeout_seconds = 5;
 // The longest reply line we accept ("VALUE <key> <flags> <bytes>" is short).
 static const std::size_t kMaxLine = 1024;
 
@@ -68,6 +70,7 @@ struct Options {
     int value_size = 100;
     int keys = 1000;
     int threads = 0;           // 0: one thread per connection
+    double reply_timeout = 5;  // seconds; see reply_timeout_seconds
     bool tsv = false;
 };
 
@@ -87,17 +90,17 @@ static long parse_integer(const char* text, long min, long max, char option) {
     return n;
 }
 
-static double parse_seconds(const char* text) {
+static double parse_seconds(const char* text, const std::string& option) {
     char* end = nullptr;
     double seconds = std::strtod(text, &end);
     if (end == text || *end != '\0' || !(seconds > 0 && seconds <= 3600))
-        usage_error(std::string("-d wants seconds, more than 0 and at most 3600, not '") + text +
-                    "'");
+        usage_error(option + " wants seconds, more than 0 and at most 3600, not '" + text + "'");
     return seconds;
 }
 
 static Options parse_options(int argc, char** argv) {
     static const option long_options[] = {{"tsv", no_argument, nullptr, 'T'},
+                                          {"reply-timeout", required_argument, nullptr, 'R'},
                                           {nullptr, 0, nullptr, 0}};
     Options o;
     opterr = 0;  // we print our own message, then the usage line
@@ -107,12 +110,13 @@ static Options parse_options(int argc, char** argv) {
         case 'h': o.host = optarg; break;
         case 'p': o.port = std::to_string(parse_integer(optarg, 1, 65535, 'p')); break;
         case 'c': o.connections = static_cast<int>(parse_integer(optarg, 1, 1000, 'c')); break;
-        case 'd': o.seconds = parse_seconds(optarg); break;
+        case 'd': o.seconds = parse_seconds(optarg, "-d"); break;
         case 'g': o.get_percent = static_cast<int>(parse_integer(optarg, 0, 100, 'g')); break;
         case 's': o.value_size = static_cast<int>(parse_integer(optarg, 0, 1000000, 's')); break;
         case 'k': o.keys = static_cast<int>(parse_integer(optarg, 1, 10000000, 'k')); break;
         case 't': o.threads = static_cast<int>(parse_integer(optarg, 1, 1000, 't')); break;
         case 'T': o.tsv = true; break;
+        case 'R': o.reply_timeout = parse_seconds(optarg, "--reply-timeout"); break;
         case ':':
             usage_error(std::string("option -") + static_cast<char>(optopt) + " needs a value");
         default:
@@ -164,6 +168,13 @@ static std::string printable(const std::string& bytes) {
     return bytes.size() > 60 ? out + "..." : out;
 }
 
+// Seconds as people write them: "5", "7.5".
+static std::string seconds_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", seconds);
+    return text;
+}
+
 // ---- connecting -----------------------------------------------------------------
 
 struct Target {
@@ -191,7 +202,8 @@ static void set_socket_options(int fd) {
     int yes = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
     timeval timeout{};
-    timeout.tv_sec = kReplyTimeoutSeconds;
+    timeout.tv_sec = static_cast<time_t>(reply_timeout_seconds);
+    timeout.tv_usec = static_cast<suseconds_t>((reply_timeout_seconds - timeout.tv_sec) * 1e6);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 }
@@ -279,7 +291,7 @@ class ReplyReader {
         if (n == 0)
             problem_ = "the server closed the connection";
         else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            problem_ = "no reply within " + std::to_string(kReplyTimeoutSeconds) + " s";
+            problem_ = "no reply within " + seconds_text(reply_timeout_seconds) + " s";
         else
             problem_ = std::string("read: ") + std::strerror(errno);
         return false;
@@ -585,6 +597,7 @@ static void print_summary(const Options& o, const Target& target, const Summary&
 
 int main(int argc, char** argv) {
     Options o = parse_options(argc, argv);
+    reply_timeout_seconds = o.reply_timeout;
     // A write to a connection the server closed must be an error (EPIPE)
     // that we report, not a SIGPIPE that silently kills the benchmark.
     std::signal(SIGPIPE, SIG_IGN);
