@@ -133,6 +133,11 @@ help:
 deps:
 	@tools/deps.sh
 
+# `make lesson-` (no number): say how, instead of make's "No rule to make target".
+.PHONY: lesson- solution- watch- hint-
+lesson- solution- watch- hint-:
+	@echo "which lesson? give its number, e.g. make $@01 (lessons: $(foreach l,$(LESSONS),$(firstword $(subst -, ,$(l)))))" >&2; exit 2
+
 lesson-%: deps
 	@$(PYTHON) checker/run.py lessons $*
 

@@ -30,15 +30,13 @@ def lessons() -> list[str]:
 
 
 def lesson_name(number: str) -> str:
-    known = lessons()
-    if not re.fullmatch(r"\d{1,2}", number or ""):
-        raise HintError(f"which lesson? give its number, e.g. make hint-01 "
-                        f"(lessons: {', '.join(n[:2] for n in known) or 'none yet'})")
-    matches = [n for n in known if n.startswith(f"{int(number):02d}-")]
-    if not matches:
-        raise HintError(f"there is no lesson {number} "
-                        f"(lessons: {', '.join(n[:2] for n in known) or 'none yet'})")
-    return matches[0]
+    """The lesson's directory name, from its number (7, 07) or its name (07-weensydb-5)."""
+    known = ", ".join(n[:2] for n in lessons()) or "none yet"
+    lesson = manifest.find(number or "")
+    if lesson is None or not lesson.available:
+        raise HintError(f"there is no lesson {number!r}: give its number, e.g. make hint-01 "
+                        f"(lessons: {known})")
+    return lesson.name
 
 
 def hints_file(lesson: str) -> pathlib.Path | None:

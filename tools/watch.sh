@@ -28,7 +28,7 @@ known_lessons() {
 # ---- which lesson -----------------------------------------------------------
 
 [[ $# -eq 1 ]] || die "usage: tools/watch.sh NN, e.g. make watch-01 (lessons: $(known_lessons))"
-NN=$1
+NN=${1:0:2}   # 07 or 07-weensydb-5
 [[ $NN =~ ^[0-9][0-9]$ ]] || die "'$NN' is not a lesson number: give two digits, e.g. make watch-01 (lessons: $(known_lessons))"
 LESSON=$(lesson_names | grep "^$NN-" | head -n 1)
 [[ -n $LESSON ]] || die "there is no lesson $NN (lessons: $(known_lessons))"
