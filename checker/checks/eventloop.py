@@ -50,9 +50,10 @@ def checks_for(v: Version) -> dict:
         if share > 0.10:
             fail(f"the server used {share:.0%} of a core while idle", tried=tried,
                  expected="under 10%: asleep until a socket is ready", seen=f"its thread was {doing}",
-                 hint="wait in select()/epoll_wait() with no timeout, and watch a socket for "
-                      "writing only while it has replies waiting: a socket with room is always "
-                      "writable, so select() would return at once, again and again")
+                 hint="poller_wait (poller.cc) must sleep in select()/epoll_wait() with no "
+                      "timeout, and watch a descriptor for writing only while poller_watch asked "
+                      "for WRITABLE: a socket with room is always writable, so select() would "
+                      "return at once, again and again")
         note(f"{share:.1%} of a core while idle; its thread was {doing}")
 
     @add
@@ -174,7 +175,8 @@ def checks_for(v: Version) -> dict:
                      seen=f"it exited (status {s.proc.poll()}) while the clients connected",
                      details=asan_lines(stderr),
                      hint="FD_SET(fd, …) with fd >= FD_SETSIZE (1024) writes past the end of "
-                          "the fd_set: refuse such a client right after accept() (TODO 1)")
+                          "the fd_set: poller_watch must refuse to watch such a descriptor "
+                          "(return false; poller.cc, TODO 1)")
             if not refused or other:
                 fail("clients beyond FD_SETSIZE were not refused cleanly", tried=tried,
                      expected="`SERVER_ERROR too many connections` and a close for each client "
@@ -182,7 +184,8 @@ def checks_for(v: Version) -> dict:
                      seen=f"{len(served)} served, {len(refused)} refused"
                           + (f"; client {other[0][0]}: {other[0][1]}" if other else ""),
                      hint="a client whose descriptor is >= FD_SETSIZE cannot be in an fd_set: "
-                          "tell it and close it, with refuse(fd) right after accept() (TODO 1)")
+                          "poller_watch must return false for it (poller.cc, TODO 1), and the "
+                          "event loop then tells the client and closes it")
             if not after:
                 fail("after 100 clients left, a new client was not served", tried=tried,
                      expected="the freed descriptors used again", seen=seen,
@@ -232,8 +235,10 @@ def checks_for(v: Version) -> dict:
                      tried=tried + "; then 300 set/get round trips on one more connection",
                      expected=f"a median round trip near {p50_before * 1e6:.0f} µs (under 10× or 2 ms)",
                      seen=f"median {p50 * 1e3:.1f} ms",
-                     hint="idle connections must cost nothing per event: wait with epoll_wait and "
-                          "serve only the descriptors it returns, never loop over every client")
+                     hint="idle connections must cost nothing per event: poller_wait (poller.cc) "
+                          "must return only the descriptors epoll_wait returned, and poller_watch "
+                          "call epoll_ctl only when a descriptor's interest changed, never for "
+                          "every client on every turn")
 
     return checks
 
@@ -299,7 +304,7 @@ def asan_env() -> dict:
 def asan_lines(stderr: bytes) -> list[str]:
     lines = stderr.decode(errors="replace").splitlines()
     keep = [line for line in lines if "ERROR: AddressSanitizer" in line or " in " in line
-            and ("weensydb.cc" in line or "fd_set" in line)]
+            and ("weensydb.cc" in line or "poller.cc" in line or "fd_set" in line)]
     return (keep or lines)[:6]
 
 
