@@ -169,14 +169,14 @@ std::size_t limited(std::size_t asked, std::size_t limit) {
     return limit && asked > limit ? limit : asked;
 }
 
-// One send-side call: maybe interrupted, maybe cut short, then the real call.
+// One call on fd: maybe interrupted, maybe cut down to `limit` bytes, then the real call.
 template <typename Call>
-ssize_t sending(const char* name, int fd, std::size_t asked, Call call) {
+ssize_t with_faults(const char* name, int fd, std::size_t asked, std::size_t limit, Call call) {
     if (!is_stream_socket(fd))
         return call(asked);
     if (interrupt_now(fd, name, asked))
         return -1;
-    std::size_t given = limited(asked, settings.short_send);
+    std::size_t given = limited(asked, limit);
     ssize_t result = call(given);
     if (given < asked)
         log_fault("short", name, fd, static_cast<long long>(asked), static_cast<long long>(given), result);
@@ -184,16 +184,13 @@ ssize_t sending(const char* name, int fd, std::size_t asked, Call call) {
 }
 
 template <typename Call>
+ssize_t sending(const char* name, int fd, std::size_t asked, Call call) {
+    return with_faults(name, fd, asked, settings.short_send, call);
+}
+
+template <typename Call>
 ssize_t receiving(const char* name, int fd, std::size_t asked, Call call) {
-    if (!is_stream_socket(fd))
-        return call(asked);
-    if (interrupt_now(fd, name, asked))
-        return -1;
-    std::size_t given = limited(asked, settings.short_recv);
-    ssize_t result = call(given);
-    if (given < asked)
-        log_fault("short", name, fd, static_cast<long long>(asked), static_cast<long long>(given), result);
-    return result;
+    return with_faults(name, fd, asked, settings.short_recv, call);
 }
 
 using ReadFn = ssize_t (*)(int, void*, std::size_t);
