@@ -1,6 +1,6 @@
 // WeensyDB version 10: one thread, non-blocking sockets, a select() event loop.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 9 asked every socket "anything for me?" in a loop that never
 // stopped, burning a core while nobody sent a byte. select() lets the one

@@ -1,6 +1,6 @@
 // WeensyDB version 11: one thread, non-blocking sockets, an epoll event loop.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 10's select() takes the whole list of watched descriptors on
 // every call and scans all of them, in the kernel and again in our loop,
