@@ -29,10 +29,15 @@ from checker.checks.ladder import ladder  # noqa: E402
 OUT = ROOT / "captures"
 
 
+def write_pcap(cap: Capture, pcap: pathlib.Path, port: int):
+    """The captured packets of one port, as a .pcap file (the capture is in memory)."""
+    subprocess.run(["tshark", "-r", "-", "-Y", f"tcp.port == {port}", "-w", str(pcap)],
+                   input=cap.pcap, check=True, capture_output=True)
+
+
 def save(cap: Capture, name: str, port: int, about: str):
     pcap = OUT / f"{name}.pcap"
-    subprocess.run(["tshark", "-r", cap.path, "-Y", f"tcp.port == {port}", "-w", str(pcap)],
-                   check=True, capture_output=True)
+    write_pcap(cap, pcap, port)
     lines = subprocess.run(["tshark", "-r", str(pcap)], capture_output=True, text=True).stdout
     (OUT / f"{name}.txt").write_text(f"# {about}\n# tshark -r captures/{name}.pcap\n{lines}")
     print(f"wrote captures/{name}.pcap and .txt ({len(lines.splitlines())} packets)")
@@ -93,8 +98,7 @@ def save_ladder(cap: Capture, name: str, port: int, about: str, command: str):
     """The .pcap, and beside it a ladder of packet kinds (no times, ports or numbers
     that change from run to run, so `make captures` rewrites the same text)."""
     pcap = OUT / f"{name}.pcap"
-    subprocess.run(["tshark", "-r", cap.path, "-Y", f"tcp.port == {port}", "-w", str(pcap)],
-                   check=True, capture_output=True)
+    write_pcap(cap, pcap, port)
     packets = read_tcp_packets(pcap)
     rows = ladder(packets, port)
     (OUT / f"{name}.txt").write_text(f"# {about}\n# {command}\n# {len(packets)} packets "
