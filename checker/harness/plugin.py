@@ -84,6 +84,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_collection_finish(session):
     report = session.config._nc_report
+    report.collected = len(session.items)   # for "N checks did not run" after a Ctrl-C
     lesson = session.config.getoption("--nc-lesson")
     if lesson and session.items:
         module = session.items[0].module
@@ -170,7 +171,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     cannot = sum(r["outcome"] == "cannot" for r in results)
     number = lesson[:2]
     if exitstatus == pytest.ExitCode.INTERRUPTED:
-        state = f"interrupted: {len(terminalreporter.session.items) - len(results)} checks did not run"
+        state = f"interrupted: {getattr(report, 'collected', len(results)) - len(results)} checks did not run"
     elif failed or waiting:
         state = f"lesson {number} not complete yet · `make hint-{number}` for a hint"
     elif cannot:
