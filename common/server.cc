@@ -25,8 +25,8 @@ int parse_port(const char* text) {
 }
 
 [[noreturn]] static void usage(const char* program) {
-    std::fprintf(stderr, "usage: %s -p PORT [-b ADDRESS]   (-p 0: any free port)\n",
-                 program);
+    std::fprintf(stderr, "usage: %s -p PORT [-b ADDRESS]   (-p 0: any free port; "
+                 "-b: 127.0.0.1 unless given)\n", program);
     std::exit(2);
 }
 
@@ -64,9 +64,7 @@ int listen_tcp(const ServerOptions& options) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(options.port));
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (options.bind_address != nullptr &&
-        inet_pton(AF_INET, options.bind_address, &address.sin_addr) != 1)
+    if (inet_pton(AF_INET, options.bind_address, &address.sin_addr) != 1)
         die_with(options.bind_address, "not an IPv4 address");
 
     if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) < 0)

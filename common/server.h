@@ -3,6 +3,9 @@
 //
 // The conventions (graders and later lessons rely on them):
 //   * `-p PORT` chooses the port; `-p 0` asks the kernel for a free one;
+//   * the server listens on 127.0.0.1 only, so that only programs on this
+//     machine can reach it; `-b ADDRESS` chooses another address (`-b 0.0.0.0`:
+//     every IPv4 address of the machine, for an instructor whose room connects);
 //   * once listening, the server prints "port N" as its first line on stdout;
 //   * SIGINT and SIGTERM end it with exit status 0;
 //   * SIGPIPE is ignored: writing to a peer that went away is an error
@@ -11,10 +14,12 @@
 
 struct ServerOptions {
     int port = -1;                      // from -p; 0 means "any free port"
-    const char* bind_address = nullptr; // from -b; nullptr means all IPv4 addresses
+    const char* bind_address = "127.0.0.1";  // from -b: an IPv4 address, "0.0.0.0" for all
 };
 
 // Parses `-p PORT [-b ADDRESS]`. Prints a usage line and exits 2 on bad input.
+// (It reads argv with getopt(), from where the global optind points: 1 at
+// the start of a program.)
 ServerOptions parse_server_options(int argc, char** argv);
 
 // Parses a decimal port number 0..65535. Returns -1 if text is not one.

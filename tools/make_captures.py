@@ -84,16 +84,13 @@ LESSON_15_CASES = [
 ]
 
 
-
-
 def save_ladder(cap: Capture, name: str, port: int, about: str, command: str, late_acks=True):
     """captures/NAME.pcap, and beside it NAME.txt, a ladder of packet kinds: no times, ports
     or numbers that change from run to run. When the ladder is the one already there, both
     files are left as they are (a new .pcap differs in its timestamps alone), so running
     `make captures` again changes nothing that git sees."""
-    fresh = cap.path + ".port"
-    subprocess.run(["tshark", "-r", cap.path, "-Y", f"tcp.port == {port}", "-w", fresh],
-                   check=True, capture_output=True, timeout=T(60))
+    fresh = subprocess.run(["tshark", "-r", "-", "-Y", f"tcp.port == {port}", "-w", "-"],
+                           input=cap.pcap, check=True, capture_output=True, timeout=T(60)).stdout
     packets = read_tcp_packets(fresh)
     shown = without_retransmissions(packets)
     shown = shown if late_acks else without_late_acks(shown)
@@ -109,7 +106,7 @@ def save_ladder(cap: Capture, name: str, port: int, about: str, command: str, la
     if old_rows == ladder(shown, port) and pcap.exists():
         print(f"kept captures/{name}.pcap and .txt: the same ladder ({len(packets)} packets)")
         return
-    shutil.copyfile(fresh, pcap)
+    pcap.write_bytes(fresh)
     txt.write_text(text)
     print(f"wrote captures/{name}.pcap and .txt ({len(packets)} packets)")
 

@@ -10,6 +10,12 @@ packet sent before has arrived). No sleeps, no guesses.
         ...traffic...
     packets = cap.tcp_packets()      # read back with tshark
 
+The capture is kept in memory (cap.pcap, the bytes of a .pcap file) and read
+back through tshark's standard input: no temporary file or directory is made,
+so none is left behind by a failed check or a Ctrl-C. Capture(ports,
+directory=D) also writes it to D/capture.pcap (cap.path), for a caller that
+keeps its own files.
+
 The checker normally runs inside its own network namespace (checker/run.py),
 so the loopback interface carries nothing but the test's own traffic.
 """
@@ -17,7 +23,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -84,9 +89,10 @@ def capture_unavailable_reason() -> str | None:
 class Capture:
     def __init__(self, ports=(), directory=None):
         self.ports = list(ports)
-        self.dir = directory or tempfile.mkdtemp(prefix="netcourse-capture-")
-        self.path = os.path.join(self.dir, "capture.pcap")
+        self.path = os.path.join(directory, "capture.pcap") if directory else None
         self.token = uuid.uuid4().hex[:12]
+        self._data = bytearray()   # the whole capture, pcap format
+        self._file = None
         self._seen = b""
         self._lock = threading.Lock()
         self._proc = None
@@ -116,7 +122,8 @@ class Capture:
             raise CannotCheck(reason, "make deps")
         if _failed_before:
             raise CannotCheck("packet capture does not work here: see the first capture check above")
-        self._file = open(self.path, "wb")
+        if self.path:
+            self._file = open(self.path, "wb")
         self._proc = spawn(["dumpcap", "-q", "-i", "lo", "-f", self.filter, "-P", "-w", "-"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -140,16 +147,19 @@ class Capture:
     def _stop_dumpcap(self) -> bytes:
         kill_group(self._proc)
         self._reader.join(timeout=T(5))
-        self._file.close()
+        if self._file:
+            self._file.close()
         return self._proc.stderr.read() if self._proc.stderr else b""
 
     # -- the probe barrier --
     def _read(self):
         fd = self._proc.stdout.fileno()
         while chunk := os.read(fd, 65536):
-            self._file.write(chunk)
-            self._file.flush()
+            if self._file:
+                self._file.write(chunk)
+                self._file.flush()
             with self._lock:
+                self._data += chunk
                 # Keep only a tail: enough to find a probe token split across reads.
                 self._seen = (self._seen + chunk)[-(1 << 20):]
 
@@ -171,20 +181,29 @@ class Capture:
         return False
 
     # -- reading it back --
+    @property
+    def pcap(self) -> bytes:
+        """The capture so far, as the bytes of a .pcap file."""
+        with self._lock:
+            return bytes(self._data)
+
     def tcp_packets(self) -> list["Packet"]:
         """Every TCP packet captured, in order, via tshark."""
-        return read_tcp_packets(self.path)
+        return read_tcp_packets(self.pcap)
 
 
-
-def read_tcp_packets(path) -> list[Packet]:
-    """The TCP packets of a capture file, in order, read with tshark."""
+def read_tcp_packets(source) -> list[Packet]:
+    """The TCP packets of a capture, in order, read with tshark. source: a .pcap file's
+    path, or its bytes (given to tshark on its standard input)."""
     fields = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
               "tcp.flags.fin", "tcp.flags.reset", "tcp.len", "tcp.seq"]
-    cmd = ["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
+    in_memory = isinstance(source, (bytes, bytearray))
+    cmd = ["tshark", "-r", "-" if in_memory else str(source), "-Y", "tcp", "-T", "fields",
+           "-E", "separator=,"]
     for f in fields:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, timeout=T(30)).stdout.decode()
+    out = subprocess.run(cmd, input=bytes(source) if in_memory else None, capture_output=True,
+                         timeout=T(30)).stdout.decode()
     flag = lambda s: s in ("1", "True")
     packets = []
     for row in out.splitlines():

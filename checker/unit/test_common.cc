@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 TEST_CASE("parse_port accepts 0..65535 and nothing else", "[server]") {
     CHECK(parse_port("0") == 0);
@@ -26,6 +27,47 @@ TEST_CASE("parse_port accepts 0..65535 and nothing else", "[server]") {
     CHECK(parse_port("80x") == -1);
     CHECK(parse_port("") == -1);
     CHECK(parse_port(nullptr) == -1);
+}
+
+// parse_server_options() on a command line; getopt() starts again at argv[1].
+static ServerOptions parse(std::vector<std::string> words) {
+    std::vector<char*> argv;
+    for (std::string& word : words)
+        argv.push_back(word.data());
+    argv.push_back(nullptr);
+    optind = 1;
+    return parse_server_options(static_cast<int>(words.size()), argv.data());
+}
+
+// The IPv4 address a listening socket is bound to, as text.
+static std::string bound_address(int fd) {
+    sockaddr_in address{};
+    socklen_t length = sizeof(address);
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    char text[INET_ADDRSTRLEN];
+    REQUIRE(inet_ntop(AF_INET, &address.sin_addr, text, sizeof(text)) != nullptr);
+    return text;
+}
+
+TEST_CASE("servers listen on 127.0.0.1 unless -b names another address", "[server]") {
+    ServerOptions plain = parse({"server", "-p", "0"});
+    CHECK(plain.port == 0);
+    REQUIRE(plain.bind_address != nullptr);
+    CHECK(std::string(plain.bind_address) == "127.0.0.1");
+    int listener = listen_tcp(plain);
+    CHECK(bound_address(listener) == "127.0.0.1");
+    close(listener);
+
+    ServerOptions everywhere = parse({"server", "-b", "0.0.0.0", "-p", "0"});
+    CHECK(std::string(everywhere.bind_address) == "0.0.0.0");
+    listener = listen_tcp(everywhere);
+    CHECK(bound_address(listener) == "0.0.0.0");
+    close(listener);
+
+    ServerOptions other = parse({"server", "-p", "0", "-b", "127.0.0.2"});
+    listener = listen_tcp(other);
+    CHECK(bound_address(listener) == "127.0.0.2");
+    close(listener);
 }
 
 TEST_CASE("write_all delivers every byte even when the peer drains slowly", "[io]") {

@@ -1,6 +1,6 @@
 // echo_server: the four server-side system calls, written out by hand.
 //
-//   usage: echo_server -p PORT      (-p 0: any free port; prints "port N")
+//   usage: echo_server -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // socket() makes an endpoint, bind() gives it an address, listen() tells
 // the kernel to accept connections on it, accept() hands us each one.
@@ -9,12 +9,13 @@
 #include "common/io.h"
 #include "common/server.h"
 
+#include <arpa/inet.h>
 #include <cstdio>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Returns a socket listening on the port the options ask for.
+// Returns a socket listening on the address and port the options ask for.
 static int open_listening_socket(const ServerOptions& options) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -26,9 +27,12 @@ static int open_listening_socket(const ServerOptions& options) {
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes)) < 0)
         die("setsockopt");
 
+    // The address: 127.0.0.1 (only this machine can connect) unless -b gave
+    // another; "0.0.0.0" (INADDR_ANY) would mean every address of the machine.
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (inet_pton(AF_INET, options.bind_address, &address.sin_addr) != 1)
+        die_with(options.bind_address, "not an IPv4 address");
     address.sin_port = htons(static_cast<uint16_t>(options.port));
     if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) < 0)
         die("bind");

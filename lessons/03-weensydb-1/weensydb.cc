@@ -1,6 +1,6 @@
 // WeensyDB version 1: a key-value server, one client at a time.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // It speaks a subset of memcached's text protocol (set, get, delete) plus
 // the course's own exch; common/wdb_protocol.h has the details. The data

@@ -1,6 +1,6 @@
 // WeensyDB version 3: one mutex, held for a whole connection.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 2's threads raced on the table. Here a mutex protects it, and a
 // connection's thread takes it when the client arrives and gives it back

@@ -1,6 +1,6 @@
 // WeensyDB version 5: a mutex per bucket.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 4's one mutex lets one request at a time use the table, even
 // when two requests could never meet: keys in different buckets live in

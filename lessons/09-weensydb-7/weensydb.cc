@@ -1,6 +1,6 @@
 // WeensyDB version 7: exch takes a bucket's lock only once.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 6 hung on `exch a b` when a and b share a bucket: its thread
 // locked the same mutex twice. Here the second lock is skipped when both

@@ -1,6 +1,6 @@
 // WeensyDB version 8: exch locks buckets in one global order.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 7 could deadlock when `exch a b` and `exch b a` ran at once, each
 // thread holding one bucket's mutex and waiting for the other's. The cure

@@ -1,6 +1,6 @@
 // WeensyDB version 9: one thread for every client, non-blocking sockets, a polling loop.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Versions 2-8 gave each client a thread so that a client that waits could
 // only block its own thread. Threads cost memory and scheduling (lesson 11).

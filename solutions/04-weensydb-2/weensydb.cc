@@ -1,6 +1,6 @@
 // WeensyDB version 2: a thread per connection.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 1 served one client at a time. Here main() hands every client
 // to a thread of its own and goes straight back to accept(), so a client

@@ -1,6 +1,6 @@
 // WeensyDB version 4: one mutex, held for one request at a time.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // Version 3 held the mutex while its thread waited for the client, so an
 // idle or slow client blocked everyone. The rule this version follows:

@@ -1,6 +1,6 @@
 // WeensyDB version 6: exch, locking both buckets.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // exch swaps the values of two keys, which may live in two buckets, so it
 // must hold both buckets' mutexes at once. This version simply locks the

@@ -1,6 +1,6 @@
 // WeensyDB versions 10 and 11: one thread for every client, an event loop.
 //
-//   usage: weensydb -p PORT      (-p 0: any free port; prints "port N")
+//   usage: weensydb -p PORT [-b ADDRESS]   (-p 0: any free port; prints "port N")
 //
 // This file is the same in lessons 13 and 14. Version 9 (lesson 12) asked
 // every socket "anything for me?" in a loop that never stopped, burning a

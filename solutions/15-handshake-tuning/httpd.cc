@@ -1,9 +1,10 @@
 // httpd: a tiny HTTP/1.0 server whose packets you can count.
 //
-//   usage: httpd -p PORT [--defer-accept] [--cork] [--nodelay] [--no-quickack]
+//   usage: httpd -p PORT [-b ADDRESS] [--defer-accept] [--cork] [--nodelay] [--no-quickack]
 //
 // One client at a time: accept, read the request (up to its blank line),
-// answer `GET /` with a small page and anything else with 404, close. Like
+// answer `GET /` with a small page and anything else with 404, close. A
+// client that stays silent for READ_TIMEOUT_SECONDS is closed unanswered. Like
 // many real servers it writes the reply in two calls, the header first and
 // then the body, and that is the case the switches are about:
 //
@@ -31,6 +32,7 @@
 #include <netinet/tcp.h>
 #include <string>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <vector>
 
@@ -44,6 +46,11 @@ struct TuningOptions {
 // How long (seconds) the kernel keeps a connection that sent no data out of
 // accept()'s reach. After that it is accepted anyway, data or not.
 [[maybe_unused]] constexpr int DEFER_ACCEPT_SECONDS = 10;
+
+// How long (seconds) read() waits for a client's next bytes. This server
+// serves one client at a time: without a limit, a client that connected and
+// said nothing would keep every other client waiting for ever.
+constexpr int READ_TIMEOUT_SECONDS = 5;
 
 static const char PAGE[] =
     "<!doctype html>\n"
@@ -62,7 +69,17 @@ static const char PAGE[] =
         die(what);
 }
 
-// Reads the request up to its blank line. Returns "" if the client sent none.
+// Makes a read() on fd that waits READ_TIMEOUT_SECONDS for data fail with
+// EAGAIN. Set on each connection accept() returns: on the listening socket
+// it would make accept() itself give up.
+static void set_read_timeout(int fd) {
+    timeval limit{READ_TIMEOUT_SECONDS, 0};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0)
+        die("setsockopt SO_RCVTIMEO");
+}
+
+// Reads the request up to its blank line. Returns "" if the client sent none,
+// or went silent before the end of it (timed out), or the connection broke.
 static std::string read_request(int fd) {
     std::string request;
     char buffer[2048];
@@ -70,8 +87,10 @@ static std::string read_request(int fd) {
         ssize_t n = read(fd, buffer, sizeof(buffer));
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            break;
+        if (n < 0)
+            return "";   // EAGAIN: READ_TIMEOUT_SECONDS of silence (or a broken connection)
+        if (n == 0)
+            break;       // the client has sent all it will
         request.append(buffer, static_cast<size_t>(n));
     }
     return request;
@@ -144,6 +163,7 @@ int main(int argc, char** argv) {
 
     while (true) {
         int client = accept_client(listener);
+        set_read_timeout(client);
         std::string request = read_request(client);
         if (!request.empty())
             respond(client, request, options);

@@ -1,7 +1,7 @@
 // course-httpd: the course's own tiny HTTP/1.0 server, so that lesson 01's
 // client never needs the internet.
 //
-//   usage: course-httpd -p PORT [-b ADDRESS]     (-p 0: any free port)
+//   usage: course-httpd -p PORT [-b ADDRESS]   (-p 0: any free port; 127.0.0.1 unless -b)
 //
 // Pages (every reply: status line and headers in one write, the body after):
 //   /            a list of these pages
@@ -10,89 +10,155 @@
 //   /dribble     a short body written one byte per write(), 2 ms apart, so a
 //                client sees it arrive in many small pieces
 // Each connection is served by its own thread and closed after one reply.
+//
+// What clients cannot do to it, however many and however slow:
+//   * keep a thread for ever: the whole request must arrive within
+//     kRequestSeconds (else 408), and a reply the client stops reading for
+//     kSendSeconds is given up;
+//   * exhaust its memory: at most kMaxClients threads at once (the others wait
+//     in the listen backlog), each with a small stack, and a body is made and
+//     written a piece at a time;
+//   * crash it: a thread that cannot be created costs that one client a 503;
+//   * make it spin when it runs out of descriptors (see accept_with_reserve).
 #include "common/errors.h"
 #include "common/io.h"
 #include "common/server.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <new>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore>
 #include <string>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <thread>
 #include <unistd.h>
 
 static const std::size_t kBigSize = 4 * 1024 * 1024;
 static const std::size_t kMaxBytes = 64 * 1024 * 1024;
 static const std::size_t kMaxRequest = 8192;
+static const int kRequestSeconds = 10;         // for the whole request, from accept()
+static const int kSendSeconds = 30;            // without progress, while writing a reply
+static const int kMaxClients = 64;             // connections served at once
+static const std::size_t kThreadStack = 256 * 1024;   // instead of 8 MiB: serve() needs ~20 KiB
 
-// The first n bytes of the /big text: 64-byte lines, each numbered, so a
-// byte-level difference is easy to find by eye.
-static std::string big_text(std::size_t n) {
-    std::string text;
-    text.reserve(n + 64);
-    for (int line = 1; text.size() < n; line++) {
-        char row[80];
-        std::snprintf(row, sizeof(row), "%08d the quick brown fox jumps over the lazy dog 0123456789\n",
-                      line);
-        text += row;
-    }
-    text.resize(n);
-    return text;
+// ---- the /big text -------------------------------------------------------------
+
+// 64-byte lines, each numbered, so a byte-level difference is easy to find by eye.
+static const std::size_t kLineLength = 64;
+static const std::size_t kPieceLines = 256;   // a piece of 16 KiB
+
+// Fills piece with kPieceLines lines of the text, the first numbered first_line.
+// (Numbers stay below 10^8, 8 digits: 64 MiB is 1,048,576 lines. The % says
+// so to the compiler, which otherwise warns that a line might not fit.)
+static void make_piece(char* piece, std::size_t first_line) {
+    for (std::size_t i = 0; i < kPieceLines; i++)
+        std::snprintf(piece + i * kLineLength, kLineLength + 1,   // + 1: snprintf's '\0'
+                      "%08u the quick brown fox jumps over the lazy dog 0123456789\n",
+                      static_cast<unsigned>((first_line + i) % 100000000));
 }
 
-// Reads until the blank line that ends a request's headers.
-// Returns false if the client closed early or sent too much.
-static bool read_request(int fd, std::string& request) {
-    char buffer[1024];
-    while (request.find("\r\n\r\n") == std::string::npos &&
-           request.find("\n\n") == std::string::npos) {
-        if (request.size() > kMaxRequest)
+// Writes the first n bytes of the text, a piece at a time: the memory used
+// is one piece, whether n is 10 bytes or 64 MiB.
+static bool write_big_text(int fd, std::size_t n) {
+    char piece[kPieceLines * kLineLength + 1];
+    for (std::size_t sent = 0; sent < n;) {
+        make_piece(piece, sent / kLineLength + 1);
+        std::size_t length = std::min(kPieceLines * kLineLength, n - sent);
+        if (!write_all(fd, piece, length))
             return false;
-        ssize_t n = read(fd, buffer, sizeof(buffer));
-        if (n <= 0)
-            return false;
-        request.append(buffer, static_cast<std::size_t>(n));
+        sent += length;
     }
     return true;
 }
 
+// ---- one request, one reply --------------------------------------------------------
+
+enum class Request { complete, timed_out, bad };
+
+// Reads until the blank line that ends a request's headers. The whole request
+// must arrive within kRequestSeconds: a client that connects and says nothing,
+// or sends a byte now and then, would otherwise keep this thread for ever.
+static Request read_request(int fd, std::string& request) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(kRequestSeconds);
+    char buffer[1024];
+    while (request.find("\r\n\r\n") == std::string::npos &&
+           request.find("\n\n") == std::string::npos) {
+        if (request.size() > kMaxRequest)
+            return Request::bad;
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        pollfd ready{fd, POLLIN, 0};
+        int n_ready = left > 0 ? poll(&ready, 1, static_cast<int>(left)) : 0;
+        if (n_ready < 0 && errno == EINTR)
+            continue;
+        if (n_ready == 0)
+            return Request::timed_out;
+        ssize_t n = n_ready > 0 ? read(fd, buffer, sizeof(buffer)) : -1;
+        if (n <= 0)
+            return Request::bad;   // closed early, or the connection broke
+        request.append(buffer, static_cast<std::size_t>(n));
+    }
+    return Request::complete;
+}
+
 struct Reply {
     int status = 200;
-    std::string body;
+    std::string text;           // the body, unless big_text:
+    bool big_text = false;      // the first `length` bytes of the /big text
+    std::size_t length = 0;
     bool dribble = false;
+
+    std::size_t body_size() const { return big_text ? length : text.size(); }
 };
+
+static Reply big(std::size_t n) {
+    Reply reply;
+    reply.big_text = true;
+    reply.length = n;
+    return reply;
+}
+
+static Reply error_reply(int status, const char* text) {
+    Reply reply;
+    reply.status = status;
+    reply.text = text;
+    return reply;
+}
 
 static Reply route(const std::string& method, const std::string& path) {
     Reply reply;
     if (method != "GET") {
-        reply.status = 405;
-        reply.body = "only GET is served here\n";
+        reply = error_reply(405, "only GET is served here\n");
     } else if (path == "/") {
-        reply.body = "pages: /small /big /bytes/N /dribble\n";
+        reply.text = "pages: /small /big /bytes/N /dribble\n";
     } else if (path == "/small") {
-        reply.body = "Hello from the netcourse server!\n";
+        reply.text = "Hello from the netcourse server!\n";
     } else if (path == "/big") {
-        reply.body = big_text(kBigSize);
+        reply = big(kBigSize);
     } else if (path.rfind("/bytes/", 0) == 0) {
         const char* digits = path.c_str() + 7;
         char* end = nullptr;
         unsigned long long n = std::strtoull(digits, &end, 10);
-        if (*digits == '\0' || *end != '\0' || n > kMaxBytes) {
-            reply.status = 400;
-            reply.body = "want /bytes/N with N from 0 to 67108864\n";
-        } else {
-            reply.body = big_text(static_cast<std::size_t>(n));
-        }
+        if (*digits == '\0' || *end != '\0' || n > kMaxBytes)
+            reply = error_reply(400, "want /bytes/N with N from 0 to 67108864\n");
+        else
+            reply = big(static_cast<std::size_t>(n));
     } else if (path == "/dribble") {
-        reply.body = "This body arrives one byte per write: did you keep calling recv()?\n";
+        reply.text = "This body arrives one byte per write: did you keep calling recv()?\n";
         reply.dribble = true;
     } else {
-        reply.status = 404;
-        reply.body = "no such page: try /\n";
+        reply = error_reply(404, "no such page: try /\n");
     }
     return reply;
 }
@@ -103,18 +169,22 @@ static const char* reason(int status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 503: return "Service Unavailable";
     default: return "Error";
     }
 }
 
 static bool send_body(int fd, const Reply& reply) {
+    if (reply.big_text)
+        return write_big_text(fd, reply.length);
     if (!reply.dribble)
-        return write_all(fd, reply.body.data(), reply.body.size());
+        return write_all(fd, reply.text.data(), reply.text.size());
     // TCP_NODELAY: send each byte at once instead of letting Nagle's
     // algorithm gather them into one segment.
     int yes = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-    for (char c : reply.body) {
+    for (char c : reply.text) {
         if (!write_all(fd, &c, 1))
             return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -123,43 +193,148 @@ static bool send_body(int fd, const Reply& reply) {
 }
 
 static void serve(int fd) {
+    // A client that stops reading makes write() wait; after kSendSeconds
+    // without progress it fails (EAGAIN), and the thread is free again.
+    timeval send_limit{kSendSeconds, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
+
     std::string request;
     Reply reply;
     std::string method = "?", path = "?";
-    if (!read_request(fd, request)) {
-        reply.status = 400;
-        reply.body = "incomplete or oversized request\n";
-    } else {
+    switch (read_request(fd, request)) {
+    case Request::timed_out:
+        reply = error_reply(408, "no whole request within the time allowed\n");
+        break;
+    case Request::bad:
+        reply = error_reply(400, "incomplete or oversized request\n");
+        break;
+    case Request::complete:
         char m[16], p[1024];
         if (std::sscanf(request.c_str(), "%15s %1023s", m, p) == 2) {
             method = m;
             path = p;
             reply = route(method, path);
         } else {
-            reply.status = 400;
-            reply.body = "malformed request line\n";
+            reply = error_reply(400, "malformed request line\n");
         }
+        break;
     }
     std::string head = "HTTP/1.0 " + std::to_string(reply.status) + " " + reason(reply.status) +
                        "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                       std::to_string(reply.body.size()) + "\r\nConnection: close\r\n\r\n";
+                       std::to_string(reply.body_size()) + "\r\nConnection: close\r\n\r\n";
     bool ok = write_all(fd, head.data(), head.size()) && send_body(fd, reply);
     std::fprintf(stderr, "%s %s -> %d, %zu body bytes%s\n", method.c_str(), path.c_str(),
-                 reply.status, reply.body.size(), ok ? "" : " (client went away)");
+                 reply.status, reply.body_size(), ok ? "" : " (client went away)");
+}
+
+// ---- connections: bounded threads, and refusals ----------------------------------------
+
+// The accept loop takes a slot before each accept(). While none is free, new
+// clients wait in the kernel's listen backlog (connected, not yet accepted)
+// and are served in turn as threads finish.
+static std::counting_semaphore<kMaxClients> free_slots(kMaxClients);
+
+// Tells a client that it cannot be served now, and hangs up. One short
+// write on a new connection fits in its empty socket buffer: it cannot block.
+static void refuse(int client, const char* why) {
+    char reply[256];
+    int length = std::snprintf(reply, sizeof(reply),
+                               "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                               std::strlen(why) + 1, why);
+    send(client, reply, static_cast<std::size_t>(length), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(client);
+    std::fprintf(stderr, "refused a client (503): %s\n", why);
+}
+
+static void* connection_thread(void* arg) {
+    int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+    try {
+        serve(fd);
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "out of memory serving a client: closed\n");
+    }
     close(fd);
+    free_slots.release();
+    return nullptr;
+}
+
+// Serves the client on a detached thread with a small stack. pthread_create
+// rather than std::thread: it can choose the stack size, and it returns an
+// error instead of throwing one. Returns false (errno set) if no thread could
+// be created, e.g. when the address space is full.
+static bool start_thread(int client) {
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, kThreadStack);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int failure = pthread_create(&thread, &attributes, connection_thread,
+                               reinterpret_cast<void*>(static_cast<std::intptr_t>(client)));
+    pthread_attr_destroy(&attributes);
+    errno = failure;
+    return failure == 0;
+}
+
+// Out of descriptors, accept() fails at once with EMFILE, whether a client
+// waits or not, so a loop that simply retried would spin at 100% of a core,
+// logging every failure. Instead we keep one descriptor in reserve: give it
+// up, and accept() blocks as usual until a client comes, which gets the
+// reserve's number. If the reserve can be taken back, a connection has
+// closed meanwhile and the client is served. If not, the client is told 503
+// and closed, and the reserve taken back. (The other cure, to stop accepting
+// until a connection closes, would leave those clients waiting without a
+// word, and wait for ever if no connection is open.) Only this thread opens
+// descriptors, so the number given up is still free for the reserve.
+//
+// Returns the client to serve, or -1 with errno set.
+static int accept_with_reserve(int listener, int& reserve) {
+    if (reserve < 0)
+        reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserve < 0) {
+        // The whole system is out of files (ENFILE): nothing to give up.
+        // Pause rather than spin until some are free again.
+        usleep(10000);
+        return -1;
+    }
+    close(reserve);
+    int client = accept(listener, nullptr, nullptr);
+    int failure = errno;
+    reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (client >= 0 && reserve < 0) {
+        refuse(client, "out of file descriptors");
+        reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        failure = EMFILE;
+        client = -1;
+    }
+    errno = failure;
+    return client;
 }
 
 int main(int argc, char** argv) {
     ServerOptions options = parse_server_options(argc, argv);
     stop_on_signals();
     int listener = listen_tcp(options);
+    int reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     announce_port(listener);
     while (true) {
+        free_slots.acquire();
         int client = accept(listener, nullptr, nullptr);
-        if (client < 0) {
-            perror("accept");
-            continue;
+        if (client < 0 && (errno == EMFILE || errno == ENFILE))
+            client = accept_with_reserve(listener, reserve);
+        if (client >= 0 && start_thread(client))
+            continue;   // the thread gives the slot back when it is done
+        int failure = errno;
+        free_slots.release();
+        if (client >= 0) {
+            std::fprintf(stderr, "pthread_create: %s\n", std::strerror(failure));
+            refuse(client, "no thread to serve it");
+        } else if (failure == ENOBUFS || failure == ENOMEM) {
+            // The kernel is short of memory: say so, and give it a moment
+            // rather than spin. (EMFILE, ENFILE: dealt with above; EINTR,
+            // ECONNABORTED, EPROTO: that client is gone, go on.)
+            std::perror("accept");
+            usleep(10000);
         }
-        std::thread(serve, client).detach();
     }
 }
