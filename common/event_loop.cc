@@ -107,8 +107,11 @@ static bool write_some(Connection& c) {
             return errno == EAGAIN || errno == EWOULDBLOCK;
         }
         c.sent(static_cast<std::size_t>(n));
-        c.run_requests();    // requests held back while the output was full
     }
+    // Requests held back while the output was full run now, once per visit:
+    // run inside the loop, a client that reads as fast as we write would
+    // keep this loop, and every other client waiting, until its get is done.
+    c.run_requests();
     return true;
 }
 

@@ -45,7 +45,7 @@ bool valid_key(std::string_view key) {
 
 static Request invalid(const char* reply_line) {
     Request request;
-    request.error = std::string(reply_line) + "\r\n";
+    request.error = reply_line;
     return request;
 }
 
@@ -59,14 +59,13 @@ static Request invalid_set(const char* reply_line, unsigned long long bytes) {
 }
 
 static const char* key_problem(std::string_view key) {
-    return key.size() > MAX_KEY ? "CLIENT_ERROR key longer than 250 bytes"
-                                : "CLIENT_ERROR bad key (control characters)";
+    return key.size() > MAX_KEY ? error_line::key_too_long : error_line::bad_key;
 }
 
 // get <key>...
 static Request parse_get(const std::vector<std::string_view>& words) {
     if (words.size() < 2)
-        return invalid("ERROR");
+        return invalid(error_line::unknown_command);
     Request request;
     for (std::size_t i = 1; i < words.size(); ++i) {
         if (!valid_key(words[i]))
@@ -82,26 +81,25 @@ static Request parse_set(const std::vector<std::string_view>& words) {
     bool short_form = words.size() == 3;
     bool noreply = words.size() == 6 && words[5] == "noreply";
     if (!short_form && words.size() != 5 && !noreply)
-        return invalid("CLIENT_ERROR bad command line format");
+        return invalid(error_line::bad_format);
 
     unsigned long long flags = 0, bytes = 0;
     std::string_view size_word = short_form ? words[2] : words[4];
     // Sizes past INT_MAX are nonsense, not just large: no data block to skip.
     if (!parse_number(size_word, INT_MAX - 2, bytes))
-        return invalid("CLIENT_ERROR bad command line format");
+        return invalid(error_line::bad_format);
     if (!short_form && (!parse_number(words[2], UINT32_MAX, flags) || !valid_exptime(words[3])))
-        return invalid_set("CLIENT_ERROR bad command line format", bytes);
+        return invalid_set(error_line::bad_format, bytes);
     if (!valid_key(words[1]))
         return invalid_set(key_problem(words[1]), bytes);
     if (bytes > MAX_VALUE)
-        return invalid_set("SERVER_ERROR object too large for cache", bytes);
+        return invalid_set(error_line::too_large, bytes);
 
     Request request;
     request.command = Command::set;
     request.keys.emplace_back(words[1]);
     request.flags = static_cast<std::uint32_t>(flags);
     request.bytes = bytes;
-    request.noreply = noreply;
     return request;
 }
 
@@ -109,20 +107,19 @@ static Request parse_set(const std::vector<std::string_view>& words) {
 static Request parse_delete(const std::vector<std::string_view>& words) {
     bool noreply = words.size() == 3 && words[2] == "noreply";
     if (words.size() != 2 && !noreply)
-        return invalid("CLIENT_ERROR bad command line format");
+        return invalid(error_line::bad_format);
     if (!valid_key(words[1]))
         return invalid(key_problem(words[1]));
     Request request;
     request.command = Command::del;
     request.keys.emplace_back(words[1]);
-    request.noreply = noreply;
     return request;
 }
 
 // exch <key1> <key2>
 static Request parse_exch(const std::vector<std::string_view>& words) {
     if (words.size() != 3)
-        return invalid("CLIENT_ERROR bad command line format");
+        return invalid(error_line::bad_format);
     for (std::size_t i = 1; i < 3; ++i)
         if (!valid_key(words[i]))
             return invalid(key_problem(words[i]));
@@ -132,10 +129,9 @@ static Request parse_exch(const std::vector<std::string_view>& words) {
     return request;
 }
 
-Request parse_request_line(std::string_view line) {
-    std::vector<std::string_view> words = split_words(line);
+static Request parse_words(const std::vector<std::string_view>& words) {
     if (words.empty())
-        return invalid("ERROR");
+        return invalid(error_line::unknown_command);
     if (words[0] == "get")
         return parse_get(words);
     if (words[0] == "set")
@@ -144,7 +140,23 @@ Request parse_request_line(std::string_view line) {
         return parse_delete(words);
     if (words[0] == "exch")
         return parse_exch(words);
-    return invalid("ERROR");
+    return invalid(error_line::unknown_command);
+}
+
+// noreply in its place: the 6th word of a set, the 3rd of a delete.
+static bool says_noreply(const std::vector<std::string_view>& words) {
+    return (words.size() == 6 && words[0] == "set" && words[5] == "noreply") ||
+           (words.size() == 3 && words[0] == "delete" && words[2] == "noreply");
+}
+
+Request parse_request_line(std::string_view line) {
+    std::vector<std::string_view> words = split_words(line);
+    Request request = parse_words(words);
+    // A client that said noreply reads no reply, so it must get none, whatever
+    // went wrong: an error line would be read as the answer to its next request
+    // (memcached does the same).
+    request.noreply = says_noreply(words);
+    return request;
 }
 
 void append_value(std::string& reply, std::string_view key, std::uint32_t flags,

@@ -8,7 +8,8 @@ static void do_get(const Request& request, std::string& reply) {
     for (const std::string& key : request.keys)
         if (Item* item = find_item(table[bucket_of(key)], key))
             append_value(reply, item->key, item->flags, item->value);
-    reply += "END\r\n";
+    if (request.last_part)
+        reply += "END\r\n";
 }
 
 static void do_set(const Request& request, std::string& reply) {

@@ -54,8 +54,8 @@ def protocol_script(exch: bool) -> list[tuple[bytes, bytes]]:
         (f"set {a} 5 0 3\r\nred\r\n".encode(), b"STORED\r\n"),
         (f"get {a}\r\n".encode(), f"VALUE {a} 5 3\r\nred\r\nEND\r\n".encode()),
         (f"set {b} 4\r\ngrey\r\n".encode(), b"STORED\r\n"),              # the short form
-        (f"get {a} nothing {b}\n".encode(),                               # a bare \n ends it too
-         f"VALUE {a} 5 3\r\nred\r\nVALUE {b} 0 4\r\ngrey\r\nEND\r\n".encode()),
+        (f"get {a} nothing {b} {a} {b} {a}\n".encode(),   # a bare \n ends it too; over 4 keys: in parts
+         (f"VALUE {a} 5 3\r\nred\r\nVALUE {b} 0 4\r\ngrey\r\n" * 2 + f"VALUE {a} 5 3\r\nred\r\nEND\r\n").encode()),
         (f"set {a} 7 0 5\r\ngreen\r\n".encode(), b"STORED\r\n"),          # replaces
         (f"get {a}\r\n".encode(), f"VALUE {a} 7 5\r\ngreen\r\nEND\r\n".encode()),
         (b"set empty 0 0 0\r\n\r\n", b"STORED\r\n"),

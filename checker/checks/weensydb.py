@@ -84,6 +84,9 @@ def checks_for(v: Version) -> dict:
                 elif request.startswith(b"exch") and not v.exch:
                     hint = ("with a mutex per bucket and none for the table, exch would race: "
                             "version 5 refuses it (TODO 6) until lesson 08 locks two buckets")
+                elif request.startswith(b"get") and request.count(b" ") > 4:
+                    hint = ("a get of more than 4 keys reaches do_get in parts: END goes only "
+                            "after the last part (request.last_part)")
                 expect_reply(target, client, request, reply, hint=hint, silent_hint=silent_hint,
                              closed_hint=closed_hint)
             note(f"{len(wdb.protocol_script(v.exch))} requests on one connection, every reply right")

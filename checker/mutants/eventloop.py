@@ -37,7 +37,7 @@ def everywhere() -> list[Mutant]:
     return [
         Mutant("no-end", FILE, [], {"protocol": "never came whole", "pymemcache": "went wrong"},
                "a get reply without its END line",
-               common={"wdb_store.cc": [('    reply += "END\\r\\n";\n', "")]}),
+               common={"wdb_store.cc": [('    if (request.last_part)\n        reply += "END\\r\\n";\n', "")]}),
         Mutant("long-key", FILE, [], {"bad_input": "CLIENT_ERROR key longer than 250 bytes"},
                "the parser takes a 300-byte key",
                common={"wdb_protocol.cc": [("if (key.empty() || key.size() > MAX_KEY)",
@@ -45,8 +45,8 @@ def everywhere() -> list[Mutant]:
         Mutant("one-read-one-request", FILE, [],
                {"pipelined": "replies to pipelined requests", "split_request": "before the request was whole"},
                "runs what one read() brought and throws the rest away",
-               common={"wdb_connection.cc": [("    input_.erase(0, used);\n",
-                                              "    input_.clear();   // mutant\n")]}),
+               common={"wdb_parser.cc": [("    input_.erase(0, start_);   // drop what is used up before adding more\n",
+                                          "    input_.clear();   // mutant: and what is not\n")]}),
     ]
 
 

@@ -9,11 +9,13 @@ when the bug comes back.
 from . import Mutant
 
 FILE = "weensydb.cc"
+GET_END = ('    if (request.last_part)   // a long get comes in parts: END after the last\n'
+           '        reply += "END\\r\\n";\n')
 
 
 def everywhere() -> list[Mutant]:
     return [
-        Mutant("no-end", FILE, [('    reply += "END\\r\\n";\n', "")],
+        Mutant("no-end", FILE, [(GET_END, "")],
                {"protocol": "never came whole", "pymemcache": "went wrong"},
                "a get reply without its END line"),
         Mutant("long-key", FILE, [], {"bad_input": "CLIENT_ERROR key longer than 250 bytes"},
@@ -75,6 +77,10 @@ def by_lesson() -> dict[str, list[Mutant]]:
         return [lock_per_connection(), one_unlocked_path(), one_mutex()]
     return {
         "03-weensydb-1": [
+            # do_get is lesson 03's TODO; the later versions carry it unchanged.
+            Mutant("end-every-part", FILE, [(GET_END, '    reply += "END\\r\\n";\n')],
+                   {"protocol": "is not what the protocol says"},
+                   "ends every part of a long get with END, not only the last"),
             Mutant("threaded", FILE,
                    [("#include <unistd.h>\n", "#include <thread>\n#include <unistd.h>\n"),
                     ("        handle_connection(client);\n",

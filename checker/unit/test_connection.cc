@@ -206,3 +206,56 @@ TEST_CASE("a command line longer than MAX_LINE is never held whole", "[connectio
     c.run_requests();
     CHECK(drain(c) == "CLIENT_ERROR line too long\r\nEND\r\n");
 }
+
+TEST_CASE("a noreply set or delete gets nothing back, even when it is refused", "[connection]") {
+    // As in memcached: the client reads no reply, so an error line would be
+    // taken for the answer to its next request.
+    const std::string input =
+        "set q 0 0 2000000 noreply\r\n" + std::string(2000000, 'v') + "\r\n"
+        "set q x 0 1 noreply\r\nv\r\n"
+        "set " + std::string(251, 'k') + " 0 0 1 noreply\r\nv\r\n"
+        "set q 0 0 1 noreply\r\nvvv\r\n"
+        "delete q\x01 noreply\r\n"
+        "set q 0 0 2 noreply\r\nok\r\n"
+        "get q\r\n"
+        "delete q noreply\r\n"
+        "get q\r\n";
+    for (std::size_t piece : {0, 1, 7, 4096}) {
+        INFO("piece " << piece);
+        CHECK(serve(input, piece) == "VALUE q 0 2\r\nok\r\nEND\r\nEND\r\n");
+    }
+}
+
+TEST_CASE("a get of 1,000 copies of a 1 MiB value never holds more than the output limit "
+          "and one value", "[connection]") {
+    // One 2 KB request line asks for a gigabyte. The connection runs the get
+    // a key at a time and stops at MAX_PENDING_OUTPUT until the socket has
+    // taken some: its output stays bounded, and the get goes on where it stopped.
+    Connection c(-1);
+    const std::string set = "set big 0 0 1048576\r\n" + std::string(MAX_VALUE, 'b') + "\r\n";
+    c.received(set.data(), set.size());
+    c.run_requests();
+    REQUIRE(drain(c) == "STORED\r\n");
+    std::string get = "get";
+    for (int i = 0; i < 1000; ++i)
+        get += " big";
+    get += "\r\ndelete big\r\n";   // answered after the get's END, in order
+    c.received(get.data(), get.size());
+    const std::size_t one_value = std::string("VALUE big 0 1048576\r\n\r\n").size() + MAX_VALUE;
+    std::size_t total = 0, most = 0;
+    std::string tail;
+    c.run_requests();
+    while (c.has_output()) {
+        most = std::max(most, c.unsent_output().size());
+        CHECK_FALSE(c.finished());
+        std::string taken = drain(c, 256 << 10);   // a socket that takes 256 KiB at a time
+        total += taken.size();
+        tail += taken;
+        tail.erase(0, tail.size() > 64 ? tail.size() - 64 : 0);   // the last 64 bytes
+        c.run_requests();                          // what the servers do after each write
+    }
+    CHECK(most <= MAX_PENDING_OUTPUT + one_value);
+    CHECK(total == 1000 * one_value + std::string("END\r\nDELETED\r\n").size());
+    CHECK(tail.ends_with("\r\nEND\r\nDELETED\r\n"));
+    CHECK(c.buffered_input() == 0);
+}

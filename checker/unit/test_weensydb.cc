@@ -1,11 +1,13 @@
-// Unit tests for WeensyDB's shared code in common: the protocol parser
-// (wdb_protocol), the line reader (line_reader), whole requests off a stream
-// (wdb_request) and the hash table (wdb_table).
+// Unit tests for WeensyDB's shared code in common: the command-line parser
+// (wdb_protocol), the request parser fed bytes directly (wdb_parser), whole
+// requests off a stream through it (wdb_request, the threaded servers' way)
+// and the hash table (wdb_table). The event-loop servers' way through the
+// same parser is in test_connection.cc.
 //
 // Streams are socketpairs fed by a writer thread, often one byte per read(),
 // so requests split over many reads are covered. The writer never asserts:
 // every check runs in the main thread.
-#include "common/line_reader.h"
+#include "common/wdb_parser.h"
 #include "common/wdb_protocol.h"
 #include "common/wdb_request.h"
 #include "common/wdb_table.h"
@@ -139,7 +141,7 @@ private:
 // Every request on the stream, in order, until read_request says it ended.
 std::vector<Request> read_all(const std::string& input, std::size_t piece = 0) {
     Feed feed(input, piece);
-    LineReader in = request_reader(feed.fd());
+    RequestReader in(feed.fd());
     std::vector<Request> requests;
     Request request;
     while (read_request(in, request))
@@ -159,7 +161,8 @@ public:
             for (const std::string& key : request.keys)
                 if (Item* item = find_item(bucket(key), key))
                     append_value(reply, key, item->flags, item->value);
-            reply += "END\r\n";
+            if (request.last_part)
+                reply += "END\r\n";
             break;
         case Command::set:
             store_item(bucket(request.keys[0]), request.keys[0], request.flags, request.data);
@@ -192,7 +195,7 @@ private:
 std::string serve(const std::string& input, std::size_t piece = 0) {
     MiniDB db;
     Feed feed(input, piece);
-    LineReader in = request_reader(feed.fd());
+    RequestReader in(feed.fd());
     std::string replies;
     Request request;
     while (read_request(in, request))
@@ -248,6 +251,28 @@ TEST_CASE("parse_request_line reads noreply on set and delete", "[protocol]") {
     Request plain = parse_request_line("delete k");
     CHECK(plain.command == Command::del);
     CHECK_FALSE(plain.noreply);
+}
+
+TEST_CASE("parse_request_line keeps noreply on a set or delete it refuses", "[protocol]") {
+    // noreply in its place means no reply at all, errors included, as in memcached.
+    for (const char* line :
+         {"set k x 0 3 noreply", "set k 0 0 2000000 noreply", "set k 0 0 abc noreply",
+          "set k\x01 0 0 3 noreply", "delete k\x01 noreply"}) {
+        INFO("line: \"" << line << "\"");
+        Request r = parse_request_line(line);
+        CHECK(r.command == Command::invalid);
+        CHECK_FALSE(r.error.empty());
+        CHECK(r.noreply);
+    }
+    CHECK(parse_request_line("set " + std::string(300, 'k') + " 0 0 3 noreply").noreply);
+    // Not in its place: not a noreply, and the error is answered.
+    for (const char* line : {"set k 0 0 3 noreply extra", "set k noreply", "delete noreply k",
+                             "delete k noreply x", "bogus noreply", "get k noreply",
+                             "exch a noreply"}) {
+        INFO("line: \"" << line << "\"");
+        CHECK_FALSE(parse_request_line(line).noreply);
+    }
+    CHECK(parse_request_line("get k noreply").keys == std::vector<std::string>{"k", "noreply"});
 }
 
 TEST_CASE("parse_request_line reads get with one or several keys", "[protocol]") {
@@ -429,149 +454,165 @@ TEST_CASE("the protocol limits are memcached's", "[protocol]") {
     CHECK(MAX_LINE == 8192);
 }
 
-// ---- LineReader -------------------------------------------------------------
+// ---- RequestParser, fed directly ---------------------------------------------
 
-TEST_CASE("LineReader puts together a line that arrives one byte per read",
-          "[line_reader]") {
-    Feed feed("hello world\r\nsecond\nthird\r\n", 1);
-    LineReader in(feed.fd(), 100);
-    std::string line;
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "hello world");
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "second");
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "third");
-    CHECK(in.read_line(line) == LineReader::Status::closed);
+namespace {
+
+// Every request a parser hands out for input, fed `piece` bytes at a time
+// (0: at once), asking for requests after every piece.
+std::vector<Request> parse_all(const std::string& input, std::size_t piece = 0,
+                               std::size_t keys_per_part = 4) {
+    RequestParser parser(keys_per_part);
+    std::vector<Request> requests;
+    std::size_t step = piece == 0 ? std::max<std::size_t>(input.size(), 1) : piece;
+    for (std::size_t at = 0; at < input.size(); at += step) {
+        parser.feed(input.data() + at, std::min(step, input.size() - at));
+        Request request;
+        while (parser.next(request))
+            requests.push_back(request);
+    }
+    return requests;
 }
 
-TEST_CASE("LineReader hands out several lines that arrived in one read", "[line_reader]") {
-    Feed feed("one\r\ntwo\n\r\n\nthree\r\n");
-    LineReader in(feed.fd(), 100);
-    std::vector<std::string> lines;
-    std::string line;
-    while (in.read_line(line) == LineReader::Status::line)
-        lines.push_back(line);
-    CHECK(lines == std::vector<std::string>{"one", "two", "", "", "three"});
+}  // namespace
+
+TEST_CASE("the parser puts together lines that arrive one byte at a time", "[parser]") {
+    const std::string input = "get a\r\nget bb\nget ccc\r\n";
+    RequestParser parser(4);
+    std::vector<std::string> keys;
+    Request request;
+    for (char c : input) {
+        parser.feed(&c, 1);
+        while (parser.next(request))
+            keys.push_back(request.keys.at(0));
+        if (c != '\n')
+            CHECK(parser.buffered() > 0);   // half a line is kept, not dropped
+    }
+    CHECK(keys == std::vector<std::string>{"a", "bb", "ccc"});
+    CHECK(parser.buffered() == 0);
+    CHECK(parser.empty());
 }
 
-TEST_CASE("LineReader keeps a lone \\r inside a line and strips only the last one",
-          "[line_reader]") {
-    Feed feed("a\rb\r\nc\r\r\n");
-    LineReader in(feed.fd(), 100);
-    std::string line;
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "a\rb");
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "c\r");
+TEST_CASE("the parser hands out several requests that arrived in one read", "[parser]") {
+    std::vector<Request> requests = parse_all("get one\r\nget two\n\r\n\nget three\r\n");
+    REQUIRE(requests.size() == 5);
+    CHECK(requests[0].keys == std::vector<std::string>{"one"});
+    CHECK(requests[1].keys == std::vector<std::string>{"two"});
+    CHECK(requests[2].error == "ERROR\r\n");   // the empty lines
+    CHECK(requests[3].error == "ERROR\r\n");
+    CHECK(requests[4].keys == std::vector<std::string>{"three"});
 }
 
-TEST_CASE("LineReader reports closed for a last line without its newline", "[line_reader]") {
-    for (std::size_t piece : {0, 1}) {
-        INFO("piece " << piece);
-        Feed feed("done\npartial", piece);
-        LineReader in(feed.fd(), 100);
-        std::string line;
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "done");
-        CHECK(in.read_line(line) == LineReader::Status::closed);
-        CHECK(in.read_line(line) == LineReader::Status::closed);
+TEST_CASE("the parser strips only the last \\r of a line", "[parser]") {
+    // A lone \r stays inside the line, where it is a control character in a key.
+    for (const char* input : {"get a\rb\r\n", "get c\r\r\n"}) {
+        INFO(input);
+        std::vector<Request> requests = parse_all(input);
+        REQUIRE(requests.size() == 1);
+        CHECK(requests[0].error == "CLIENT_ERROR bad key (control characters)\r\n");
     }
 }
 
-TEST_CASE("LineReader drops a line longer than max_line and goes on with the next",
-          "[line_reader]") {
-    for (std::size_t piece : {0, 1, 3}) {
-        INFO("piece " << piece);
-        Feed feed("0123456789\n" + std::string(11, 'x') + "\nafter\n" +
-                      std::string(50, 'y') + "\r\nlast\n",
-                  piece);
-        LineReader in(feed.fd(), 10);
-        std::string line;
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "0123456789");
-        CHECK(in.read_line(line) == LineReader::Status::too_long);
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "after");
-        CHECK(in.read_line(line) == LineReader::Status::too_long);
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "last");
-    }
+TEST_CASE("the parser keeps a last line without its newline, and hands out nothing for it",
+          "[parser]") {
+    RequestParser parser(4);
+    const std::string input = "get done\nget partial";
+    parser.feed(input.data(), input.size());
+    Request request;
+    REQUIRE(parser.next(request));
+    CHECK(request.keys == std::vector<std::string>{"done"});
+    CHECK_FALSE(parser.next(request));
+    CHECK_FALSE(parser.next(request));
+    CHECK(parser.buffered() == std::string("get partial").size());
+    CHECK_FALSE(parser.empty());
+    parser.feed("\n", 1);
+    REQUIRE(parser.next(request));
+    CHECK(request.keys == std::vector<std::string>{"partial"});
 }
 
-TEST_CASE("LineReader drops a megabyte-long line without holding it", "[line_reader]") {
-    Feed feed(std::string(1 << 20, 'x') + "\nafter\n");
-    LineReader in(feed.fd(), MAX_LINE);
-    std::string line;
-    AllocationWatch watch;
-    CHECK(in.read_line(line) == LineReader::Status::too_long);
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "after");
-    CHECK(watch.largest_so_far() < 64 * 1024);
-}
-
-TEST_CASE("LineReader read_exactly takes a block across buffer boundaries",
-          "[line_reader]") {
-    // 40000 bytes is more than two of LineReader's 16 KiB reads.
+TEST_CASE("the parser takes a data block across many reads, whatever bytes it holds",
+          "[parser]") {
+    // 40000 bytes is more than two of read_request's 16 KiB reads.
     std::string block(40000, '\0');
     for (std::size_t i = 0; i < block.size(); ++i)
         block[i] = static_cast<char>(i * 7 % 251);
-    for (std::size_t piece : {0, 4099}) {
+    for (std::size_t piece : {0, 1, 4099}) {
         INFO("piece " << piece);
-        Feed feed("head\r\n" + block + "tail\r\nabc", piece);
-        LineReader in(feed.fd(), 100);
-        std::string line, out;
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "head");
-        REQUIRE(in.read_exactly(block.size(), out));
-        CHECK(out.size() == block.size());
-        CHECK(out == block);
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "tail");
-        REQUIRE(in.read_exactly(0, out));
-        CHECK(out.empty());
-        CHECK_FALSE(in.read_exactly(4, out));   // only "abc" is left
+        std::vector<Request> requests =
+            parse_all("set b 0 0 40000\r\n" + block + "\r\nset e 0\r\n\r\nset x 8\nx\r\n\r\nyz\n\n", piece);
+        REQUIRE(requests.size() == 3);
+        CHECK(requests[0].data == block);
+        CHECK(requests[1].data.empty());
+        CHECK(requests[2].data == "x\r\n\r\nyz\n");
     }
 }
 
-TEST_CASE("LineReader read_exactly puts together a block sent one byte per read",
-          "[line_reader]") {
-    Feed feed("x\r\n\r\nyz\nrest\n", 1);
-    LineReader in(feed.fd(), 100);
-    std::string out, line;
-    REQUIRE(in.read_exactly(8, out));
-    CHECK(out == "x\r\n\r\nyz\n");
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "rest");
-}
-
-TEST_CASE("LineReader skip drops bytes across buffer boundaries", "[line_reader]") {
+TEST_CASE("the parser drops a refused data block as it arrives", "[parser]") {
+    const std::string refused = "set " + std::string(251, 'k') + " 0 0 50000\r\n";
+    const std::string input = refused + std::string(50000, '\n') + "\r\nget after\r\n";
     for (std::size_t piece : {0, 1000}) {
         INFO("piece " << piece);
-        Feed feed("a\n" + std::string(50000, '\n') + "b\n" + std::string(5, 'z'), piece);
-        LineReader in(feed.fd(), 100);
-        std::string line;
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "a");
-        REQUIRE(in.skip(50000));
-        REQUIRE(in.read_line(line) == LineReader::Status::line);
-        CHECK(line == "b");
-        CHECK(in.skip(0));
-        CHECK_FALSE(in.skip(6));   // only 5 bytes are left
+        RequestParser parser(4);
+        std::vector<std::string> replies;
+        std::size_t step = piece == 0 ? input.size() : piece;
+        for (std::size_t at = 0; at < input.size(); at += step) {
+            parser.feed(input.data() + at, std::min(step, input.size() - at));
+            CHECK(parser.buffered() <= std::max(step, refused.size()));
+            Request request;
+            while (parser.next(request))
+                replies.push_back(request.error.empty() ? request.keys.at(0) : request.error);
+        }
+        CHECK(replies == std::vector<std::string>{"CLIENT_ERROR key longer than 250 bytes\r\n",
+                                                  "after"});
     }
 }
 
-TEST_CASE("LineReader skips 3 MiB without holding it", "[line_reader]") {
-    const std::size_t size = 3 << 20;
-    Feed feed("start\n" + std::string(size, 'q') + "end\n");
-    LineReader in(feed.fd(), MAX_LINE);
-    std::string line;
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    AllocationWatch watch;
-    REQUIRE(in.skip(size));
-    REQUIRE(in.read_line(line) == LineReader::Status::line);
-    CHECK(line == "end");
-    CHECK(watch.largest_so_far() < 64 * 1024);
+TEST_CASE("the parser hands out a long get in parts, END-marked once", "[parser]") {
+    std::vector<Request> parts = parse_all("get a b c d e f g h i j\r\nget k\r\n");
+    REQUIRE(parts.size() == 4);
+    CHECK(parts[0].keys == std::vector<std::string>{"a", "b", "c", "d"});
+    CHECK(parts[1].keys == std::vector<std::string>{"e", "f", "g", "h"});
+    CHECK(parts[2].keys == std::vector<std::string>{"i", "j"});
+    CHECK(parts[3].keys == std::vector<std::string>{"k"});
+    for (const Request& part : parts)
+        CHECK(part.command == Command::get);
+    CHECK_FALSE(parts[0].last_part);
+    CHECK_FALSE(parts[1].last_part);
+    CHECK(parts[2].last_part);
+    CHECK(parts[3].last_part);
+    // A get of exactly keys_per_part keys is one part.
+    std::vector<Request> four = parse_all("get a b c d\r\n");
+    REQUIRE(four.size() == 1);
+    CHECK(four[0].last_part);
+    // One key per part: as many parts as keys, repeats included.
+    std::vector<Request> ones = parse_all("get x y x\r\n", 0, 1);
+    REQUIRE(ones.size() == 3);
+    CHECK(ones[2].keys == std::vector<std::string>{"x"});
+    CHECK((!ones[0].last_part && !ones[1].last_part && ones[2].last_part));
+}
+
+TEST_CASE("the parser is not empty while a get still has parts to hand out", "[parser]") {
+    RequestParser parser(1);
+    const std::string input = "get a b c\r\n";
+    parser.feed(input.data(), input.size());
+    Request request;
+    REQUIRE(parser.next(request));
+    CHECK(parser.buffered() == 0);
+    CHECK_FALSE(parser.empty());   // b and c are still to come
+    REQUIRE(parser.next(request));
+    REQUIRE(parser.next(request));
+    CHECK(request.keys == std::vector<std::string>{"c"});
+    CHECK(request.last_part);
+    CHECK(parser.empty());
+    CHECK_FALSE(parser.next(request));
+}
+
+TEST_CASE("a bad key anywhere in a get refuses the whole get, before any part",
+          "[parser]") {
+    std::vector<Request> requests =
+        parse_all("get a b c d e f " + std::string(300, 'x') + "\r\n");
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].error == "CLIENT_ERROR key longer than 250 bytes\r\n");
 }
 
 // ---- read_request: good requests --------------------------------------------
@@ -584,6 +625,7 @@ TEST_CASE("read_request reads every command, with \\r\\n and bare \\n, in any pi
         "set c 9 0 0 noreply\r\n\r\n"
         "get a b c missing\r\n"
         "  get     b   a  \r\n"
+        "get a b c missing a b c a\r\n"   // in parts: END only after the last
         "exch a b\r\n"
         "get a b\r\n"
         "exch a missing\r\n"
@@ -596,6 +638,9 @@ TEST_CASE("read_request reads every command, with \\r\\n and bare \\n, in any pi
         "STORED\r\n"
         "VALUE a 5 3\r\nabc\r\nVALUE b 0 3\r\nxyz\r\nVALUE c 9 0\r\n\r\nEND\r\n"
         "VALUE b 0 3\r\nxyz\r\nVALUE a 5 3\r\nabc\r\nEND\r\n"
+        "VALUE a 5 3\r\nabc\r\nVALUE b 0 3\r\nxyz\r\nVALUE c 9 0\r\n\r\n"
+        "VALUE a 5 3\r\nabc\r\nVALUE b 0 3\r\nxyz\r\nVALUE c 9 0\r\n\r\n"
+        "VALUE a 5 3\r\nabc\r\nEND\r\n"
         "EXCHANGED\r\n"
         "VALUE a 0 3\r\nxyz\r\nVALUE b 5 3\r\nabc\r\nEND\r\n"
         "NOT_FOUND\r\n"
@@ -639,6 +684,51 @@ TEST_CASE("read_request reads a 1 MiB value whole", "[request]") {
 TEST_CASE("read_request mixes \\r\\n and bare \\n on one stream", "[request]") {
     CHECK(serve("set k 2\nhi\r\nget k\r\nset k 0 0 2\r\nho\nget k\n") ==
           "STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\nSTORED\r\nVALUE k 0 2\r\nho\r\nEND\r\n");
+}
+
+TEST_CASE("read_request drops a megabyte-long line without holding it", "[request]") {
+    Feed feed(std::string(1 << 20, 'x') + "\nget after\n");
+    RequestReader in(feed.fd());
+    Request request;
+    AllocationWatch watch;
+    REQUIRE(read_request(in, request));
+    CHECK(request.error == "CLIENT_ERROR line too long\r\n");
+    REQUIRE(read_request(in, request));
+    CHECK(request.keys == std::vector<std::string>{"after"});
+    CHECK(watch.largest_so_far() < 64 * 1024);
+}
+
+TEST_CASE("read_request answers a long get in parts of a few values each", "[request]") {
+    // One 2 KB line asks for 1,000 copies of a 1 MiB value. Served part by
+    // part, as every threaded version does, no reply holds more than
+    // GET_KEYS_PER_PART values; together they are the one reply memcached gives.
+    std::string line = "get";
+    for (int i = 0; i < 1000; ++i)
+        line += " k";
+    const std::string value(MAX_VALUE, 'v');
+    MiniDB db;
+    Feed feed("set k 0 0 1048576\r\n" + value + "\r\n" + line + "\r\nget k\r\n");
+    RequestReader in(feed.fd());
+    Request request;
+    REQUIRE(read_request(in, request));
+    CHECK(db.execute(request) == "STORED\r\n");
+    const std::string one_value = "VALUE k 0 1048576\r\n" + value + "\r\n";
+    std::size_t parts = 0, total = 0, largest = 0;
+    bool ended = false;
+    while (!ended && read_request(in, request)) {
+        std::string reply = db.execute(request);
+        ++parts;
+        total += reply.size();
+        largest = std::max(largest, reply.size());
+        ended = reply.size() >= 5 && reply.compare(reply.size() - 5, 5, "END\r\n") == 0;
+        CHECK(reply.find("END\r\n") == (ended ? reply.size() - 5 : std::string::npos));
+    }
+    CHECK(ended);
+    CHECK(parts == 1000 / GET_KEYS_PER_PART);
+    CHECK(total == 1000 * one_value.size() + 5);
+    CHECK(largest <= GET_KEYS_PER_PART * one_value.size() + 5);
+    REQUIRE(read_request(in, request));   // and the stream goes on
+    CHECK(db.execute(request) == one_value + "END\r\n");
 }
 
 // ---- read_request: the bad-input catalogue ----------------------------------
@@ -747,6 +837,29 @@ TEST_CASE("after every bad request without a data block, bare \\n lines work as 
             check_bad_request(c, true);
 }
 
+TEST_CASE("a set or delete that says noreply gets nothing back, even when it is refused",
+          "[request]") {
+    // memcached sends nothing once it has read noreply: its client reads no
+    // reply, so an error line would be taken for the answer to its next request.
+    const std::string k300(300, 'x');
+    const std::vector<BadRequest> quiet = {
+        {"value over 1 MiB", "set k 0 0 1048577 noreply\r\n" + std::string(MAX_VALUE + 1, 'v') + "\r\n",
+         "", true},
+        {"bad flags", "set k x 0 3 noreply\r\nabc\r\n", "", true},
+        {"a 300-byte key in set", "set " + k300 + " 0 0 3 noreply\r\nabc\r\n", "", true},
+        {"a control character in set's key", "set a\x02z 0 0 3 noreply\r\nabc\r\n", "", true},
+        {"data block longer than its size", "set k 0 0 3 noreply\r\nabcdef\r\n", "", false},
+        {"data block followed by a very long line",
+         "set k 0 0 1 noreply\r\na" + std::string(3 * MAX_LINE, 'j') + "\r\n", "", false},
+        {"a 300-byte key in delete", "delete " + k300 + " noreply\r\n", "", false},
+        {"a control character in delete's key", "delete a\x01 noreply\r\n", "", false},
+    };
+    for (const BadRequest& c : quiet) {
+        check_bad_request(c, false);
+        check_bad_request(c, true);
+    }
+}
+
 TEST_CASE("a refused set's data block may end in a bare \\n, like a stored one's",
           "[request]") {
     // Skipping bytes + 2 would eat the first byte of the next request here
@@ -780,7 +893,7 @@ TEST_CASE("a value over 1 MiB is refused, thrown away unheld, and the stream goe
         INFO("piece " << piece);
         Feed feed("set big 0 0 " + std::to_string(size) + "\r\n" + blob + "\r\nget ok\r\n",
                   piece);
-        LineReader in = request_reader(feed.fd());
+        RequestReader in(feed.fd());
         Request request;
         {
             AllocationWatch watch;
@@ -849,7 +962,7 @@ TEST_CASE("read_request returns false when the stream ends mid-line or mid-block
         for (std::size_t piece : {std::size_t(0), c.input.size() < 2000 ? 1 : std::size_t(997)}) {
             INFO(c.what << ", piece " << piece);
             Feed feed(c.input, piece);
-            LineReader in = request_reader(feed.fd());
+            RequestReader in(feed.fd());
             Request request;
             for (std::size_t i = 0; i < c.complete; ++i)
                 CHECK(read_request(in, request));

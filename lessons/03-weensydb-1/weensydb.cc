@@ -19,7 +19,8 @@ static Bucket table[NBUCKETS];
 
 static void do_get(const Request& request, std::string& reply) {
     // TODO 1: for each key asked for, append a VALUE block if the table
-    // has it (append_value); then "END\r\n". Missing keys are simply left out.
+    // has it (append_value); then "END\r\n" if this is the get's last part
+    // (request.last_part). Missing keys are simply left out.
     (void)request;
     reply += "SERVER_ERROR get is not written yet\r\n";
 }
@@ -57,7 +58,7 @@ static void execute(const Request& request, std::string& reply) {
 
 // Serves one client until it closes the connection.
 static void handle_connection(int client) {
-    LineReader in = request_reader(client);
+    RequestReader in(client);
     Request request;
     // TODO 3: read requests until the client hangs up (read_request
     // returns false); execute each and write its reply (write_all), unless

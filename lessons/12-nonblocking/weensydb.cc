@@ -75,8 +75,11 @@ static bool write_some(Connection& c) {
         if (n < 0)
             return false;
         c.sent(output.size());
-        c.run_requests();    // requests held back while the output was full
     }
+    // Requests held back while the output was full run now, once per visit:
+    // run inside the loop, a client that reads as fast as we write would
+    // keep this loop, and every other client waiting, until its get is done.
+    c.run_requests();
     return true;
 }
 

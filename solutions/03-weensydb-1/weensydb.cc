@@ -19,7 +19,8 @@ static Bucket table[NBUCKETS];
 
 static void do_get(const Request& request, std::string& reply) {
     // BEGIN TODO 1: for each key asked for, append a VALUE block if the table
-    // has it (append_value); then "END\r\n". Missing keys are simply left out.
+    // has it (append_value); then "END\r\n" if this is the get's last part
+    // (request.last_part). Missing keys are simply left out.
     //| (void)request;
     //| reply += "SERVER_ERROR get is not written yet\r\n";
     for (const std::string& key : request.keys) {
@@ -27,7 +28,8 @@ static void do_get(const Request& request, std::string& reply) {
         if (Item* item = find_item(bucket, key))
             append_value(reply, item->key, item->flags, item->value);
     }
-    reply += "END\r\n";
+    if (request.last_part)   // a long get comes in parts: END after the last
+        reply += "END\r\n";
     // END TODO 1
 }
 
@@ -68,7 +70,7 @@ static void execute(const Request& request, std::string& reply) {
 
 // Serves one client until it closes the connection.
 static void handle_connection(int client) {
-    LineReader in = request_reader(client);
+    RequestReader in(client);
     Request request;
     // BEGIN TODO 3: read requests until the client hangs up (read_request
     // returns false); execute each and write its reply (write_all), unless

@@ -30,7 +30,8 @@ static void do_get(const Request& request, std::string& reply) {
         if (Item* item = find_item(bucket, key))
             append_value(reply, item->key, item->flags, item->value);
     }
-    reply += "END\r\n";
+    if (request.last_part)   // a long get comes in parts: END after the last
+        reply += "END\r\n";
 }
 
 static void do_set(const Request& request, std::string& reply) {
@@ -69,7 +70,7 @@ static void handle_connection(int client) {
     // connected: a std::lock_guard at the top of this function.
     std::lock_guard guard(table_mutex);   // held until this client hangs up
     // END TODO 2
-    LineReader in = request_reader(client);
+    RequestReader in(client);
     Request request;
     while (read_request(in, request)) {
         std::string reply;

@@ -37,7 +37,8 @@ static void do_get(const Request& request, std::string& reply) {
         if (Item* item = find_item(bucket, key))
             append_value(reply, item->key, item->flags, item->value);
     }
-    reply += "END\r\n";
+    if (request.last_part)   // a long get comes in parts: END after the last
+        reply += "END\r\n";
 }
 
 static void do_set(const Request& request, std::string& reply) {
@@ -94,7 +95,7 @@ static void execute(const Request& request, std::string& reply) {
 
 // Serves one client until it closes the connection.
 static void handle_connection(int client) {
-    LineReader in = request_reader(client);
+    RequestReader in(client);
     Request request;
     while (read_request(in, request)) {
         std::string reply;

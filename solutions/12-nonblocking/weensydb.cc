@@ -87,8 +87,11 @@ static bool write_some(Connection& c) {
         }
         c.sent(static_cast<std::size_t>(n));
         // END TODO 3
-        c.run_requests();    // requests held back while the output was full
     }
+    // Requests held back while the output was full run now, once per visit:
+    // run inside the loop, a client that reads as fast as we write would
+    // keep this loop, and every other client waiting, until its get is done.
+    c.run_requests();
     return true;
 }
 
