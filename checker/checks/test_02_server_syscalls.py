@@ -29,7 +29,7 @@ def tried(target, port="0") -> str:
 
 @check("builds")
 def test_build(target):
-    target.build([PROGRAM])
+    target.build()
 
 
 @check("with -p 0, prints `port N` as its first line", needs=["build"])

@@ -3,6 +3,11 @@
 The student's program: `weensydb -p PORT`, WeensyDB version 1. It must speak
 the protocol; being single-threaded, a bad client is expected to block others.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(1, blocks="lesson 04", threads=False, mutexes=False)))
+globals().update(lesson_checks(
+    "03-weensydb-1",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+))

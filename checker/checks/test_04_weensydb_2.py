@@ -3,6 +3,12 @@
 Version 2 serves every client on a thread of its own: bad clients block
 nobody now, and ThreadSanitizer is expected to find the race on the table.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, locks, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(2, races="lesson 05", mutexes=False)))
+globals().update(lesson_checks(
+    "04-weensydb-2",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    locks.test_races,
+))

@@ -3,6 +3,12 @@
 Version 3 is race-free, and a bad client is expected to block everyone again:
 its thread holds the mutex while it waits for the network.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, locks, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(3, blocks="lesson 06", lock_across_io="lesson 06")))
+globals().update(lesson_checks(
+    "05-weensydb-3",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    locks.test_no_lock_across_io, locks.test_races,
+))

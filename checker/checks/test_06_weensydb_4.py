@@ -2,6 +2,12 @@
 
 Version 4 must be race-free, and no bad or slow client may block anyone.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, locks, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(4)))
+globals().update(lesson_checks(
+    "06-weensydb-4",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    locks.test_no_lock_across_io, locks.test_races,
+))

@@ -2,6 +2,12 @@
 
 Version 5 locks only the bucket a request uses. exch waits for lesson 08.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, locks, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(5, bucket_locks=True, exch=False)))
+globals().update(lesson_checks(
+    "07-weensydb-5",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    locks.test_no_lock_across_io, locks.test_bucket_locks, locks.test_races,
+))

@@ -3,6 +3,13 @@
 Version 6 is expected to hang on an exch of two keys in one bucket, and
 to deadlock under exch a b ∥ exch b a.
 """
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, deadlocks, locks, protocol
+from checker.checks.version import lesson_checks
 
-globals().update(checks_for(Version(6, bucket_locks=True, self_deadlock="lesson 09", abba="lesson 10")))
+globals().update(lesson_checks(
+    "08-weensydb-6",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    locks.test_no_lock_across_io, locks.test_bucket_locks, locks.test_races,
+    deadlocks.test_exch_same_bucket, deadlocks.test_exch_abba,
+))

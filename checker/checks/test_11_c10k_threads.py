@@ -17,7 +17,8 @@ import signal
 import subprocess
 import time
 
-from checker.harness import T, cannot_check, check, fail, note, run, spawn, start_server
+from checker.harness import (Deadline, T, cannot_check, check, fail, note, procfs, run, spawn, start_server,
+                             wait_until)
 from checker.harness.procs import kill_group, program_lines
 from checker.harness.target import ROOT, make
 
@@ -26,6 +27,7 @@ SERVER = ROOT / "build" / "solutions" / "10-weensydb-8" / "weensydb"
 EXIT_LIMIT = 3
 KERNEL_STACK_KIB = 16
 SHELL_SOFT_LIMIT = 1024            # what a shell gives a program: `ulimit -n`
+MIB = 1 << 20
 
 ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+) MiB"
                  r"\s+([-\d.]+)\s+\|\s+([-\d.naif]+) KiB\s+([-\d.naif]+) KiB\s*$")
@@ -38,16 +40,12 @@ ROW_FORMAT = ("connections  threads  VmSize MiB  VmRSS MiB  VmPTE MiB  kernel-st
 
 # ---- the server and the program ---------------------------------------------
 
-def hard_nofile() -> int:
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-
-
 @contextlib.contextmanager
 def server(open_files: int | None = None, stack_kib: int | None = None):
     """WeensyDB v8 (the reference), its limits set with prlimit: open files
     (default: the hard limit, so that the server is never what stops a run), no
     core dump, and optionally the stack size its threads get."""
-    files = open_files or hard_nofile()
+    files = open_files or procfs.hard_open_files_limit()
     wrapper = ["prlimit", f"--nofile={files}:{files}", "--core=0"]
     if stack_kib:
         wrapper.append(f"--stack={stack_kib * 1024}")
@@ -57,7 +55,7 @@ def server(open_files: int | None = None, stack_kib: int | None = None):
 
 def as_from_shell(argv) -> list:
     """argv run as a shell would start it: soft limit 1024 open files, hard limit as ours."""
-    return ["prlimit", f"--nofile={SHELL_SOFT_LIMIT}:{hard_nofile()}", *argv]
+    return ["prlimit", f"--nofile={SHELL_SOFT_LIMIT}:{procfs.hard_open_files_limit()}", *argv]
 
 
 def program_argv(target, s, steps, hold=False) -> list:
@@ -102,37 +100,11 @@ def parse_baseline(text: str) -> dict | None:
 
 
 def proc_status(pid: int) -> dict:
-    """Threads and the Vm* fields of /proc/PID/status, sizes in MiB."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            fields[name] = value.split()
-    mib = lambda name: int(fields[name][0]) / 1024   # noqa: E731
-    return {"threads": int(fields["Threads"][0]), "size": mib("VmSize"), "rss": mib("VmRSS"),
+    """Threads and the Vm* fields of /proc/PID/status (one reading), sizes in MiB."""
+    fields = procfs.status(pid)
+    mib = lambda name: procfs.size_bytes(fields[name]) / MIB   # noqa: E731
+    return {"threads": int(fields["Threads"]), "size": mib("VmSize"), "rss": mib("VmRSS"),
             "pte": mib("VmPTE")}
-
-
-def accept_queue(port: int) -> int:
-    """Connections waiting in the listen backlog of the socket on `port` (/proc/net/tcp)."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                local, state, queues = cols[1], cols[3], cols[4]
-                if state == "0A" and int(local.split(":")[1], 16) == port:
-                    return int(queues.split(":")[1], 16)
-    return -1
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 class Running:
@@ -146,12 +118,12 @@ class Running:
     def read_until(self, pattern: str | None, timeout: float) -> bool:
         """Reads output until a line matches `pattern`; False at EOF or timeout.
         pattern None: reads to EOF, and says whether it got there."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         fd = self.proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while pattern is None or not re.search(pattern, self.text, re.M):
-                left = deadline - time.monotonic()
+                left = deadline.left()
                 if left <= 0 or not sel.select(left):
                     return False
                 chunk = os.read(fd, 65536)
@@ -192,15 +164,16 @@ def table_lines(text: str) -> list[str]:
 
 @check("builds (and the reference WeensyDB v8 it measures)")
 def test_build(target):
-    target.build([PROGRAM])
+    target.build()
     make([str(SERVER.relative_to(ROOT))], what="the reference WeensyDB v8")
 
 
 @check("raises its own open-files limit: 1100 connections from a shell's soft limit of 1024",
        needs=["build"])
 def test_own_limit(target):
-    if hard_nofile() < 1200:
-        cannot_check(f"this machine's hard limit on open files is {hard_nofile()}, below 1200",
+    hard = procfs.hard_open_files_limit()
+    if hard < 1200:
+        cannot_check(f"this machine's hard limit on open files is {hard}, below 1200",
                      "raise it (ulimit -Hn as root, or LimitNOFILE= in systemd)")
     with server() as s:
         argv = as_from_shell(program_argv(target, s, "1100"))
@@ -218,7 +191,7 @@ def test_own_limit(target):
          seen=result.exit_description() + ("" if 1100 in rows else "; no row for 1100"),
          details=output_lines(out),
          hint=f"each connection is an open file, and a shell's soft limit is {SHELL_SOFT_LIMIT}: "
-              f"raise the soft limit to the hard limit ({hard_nofile()} here) with setrlimit() "
+              f"raise the soft limit to the hard limit ({hard} here) with setrlimit() "
               "before opening any (TODO 1)")
 
 
@@ -245,7 +218,7 @@ def test_matches_proc(target):
         prog = Running(argv)
         held = prog.read_until(r"^holding", T(20))
         # The truth: the server once it has a thread for each of the 200 connections.
-        wait_until(lambda: proc_status(s.proc.pid)["threads"] >= 201, T(10))
+        wait_until(lambda: procfs.threads(s.proc.pid) >= 201, T(10), "a thread per connection")
         seen = proc_status(s.proc.pid) if held else None
         code = prog.finish(T(10))
     text = prog.text
@@ -322,7 +295,8 @@ def test_waits_for_threads(target):
         try:
             prog = Running(argv)
             started = prog.read_until(r"^before any connection", T(10))
-            queued = started and wait_until(lambda: accept_queue(s.port) >= 50, T(10))
+            queued = started and wait_until(lambda: procfs.accept_queue(s.port) >= 50, T(10),
+                                            "50 connections in the listen queue")
             if queued:
                 time.sleep(pause)
         finally:
@@ -384,16 +358,18 @@ def test_full_run(target):
         return
     stop = out[out.find("stopped:"):] if "stopped:" in out else ""
     own_limit = "own open-files limit" in stop or "socket: Too many open files" in out
-    machine = min(hard_nofile(), _read_int("/proc/sys/kernel/threads-max"), _read_int("/proc/sys/kernel/pid_max"))
+    hard = procfs.hard_open_files_limit()
+    machine = min(hard, procfs.sysctl_int("kernel.threads-max", 1 << 30),
+                  procfs.sysctl_int("kernel.pid_max", 1 << 30))
     if result.returncode == EXIT_LIMIT and stop and machine < 10_100 and not own_limit:
-        note(f"this machine's limits stop the run (hard open-files {hard_nofile()}, threads-max and "
+        note(f"this machine's limits stop the run (hard open-files {hard}, threads-max and "
              "pid_max), and your program says which:")
         for line in table_lines(out):
             note("  " + line)
         return
     if own_limit:
         what = "your program stopped at its own open-files limit"
-        hint = (f"raise the soft limit to the hard limit ({hard_nofile()} here), "
+        hint = (f"raise the soft limit to the hard limit ({hard} here), "
                 "not to a number of your own (TODO 1)")
     elif result.timed_out:
         what = f"your program did not finish in {T(90):.0f}s"
@@ -405,13 +381,6 @@ def test_full_run(target):
          expected="exit status 0 and rows for 1000, 2000, 5000 and 10000 connections",
          seen=f"{result.exit_description()}; rows for {sorted(rows) or 'none'}",
          details=output_lines(out), hint=hint)
-
-
-def _read_int(path) -> int:
-    try:
-        return int(open(path).read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 1 << 30
 
 
 @check("stops at the server's open-files limit, and names it (the server may open 1500 files)",
@@ -464,11 +433,12 @@ def test_server_dies(target):
         try:
             prog = Running(argv)
             started = prog.read_until(r"^before any connection", T(10))
-            queued = started and wait_until(lambda: accept_queue(s.port) >= 60, T(10))
+            queued = started and wait_until(lambda: procfs.accept_queue(s.port) >= 60, T(10),
+                                            "60 connections in the listen queue")
         finally:
             os.kill(s.proc.pid, signal.SIGCONT)
         code = prog.finish(T(20))
-        died = wait_until(lambda: not s.alive(), T(5))
+        died = wait_until(lambda: not s.alive(), T(5), "the server's death")
         server_said = s.stderr().decode(errors="replace").strip().splitlines()
     text = prog.text
     what = (f"the server's address space (RLIMIT_AS) has room for {stacks} more thread stacks; your "

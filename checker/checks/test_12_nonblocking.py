@@ -3,9 +3,13 @@
 Version 9 serves every client from one thread that never waits: no client
 can block another, but the loop burns a core while nothing happens.
 """
-from checker.checks import eventloop
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, eventloop, protocol
+from checker.checks.version import lesson_checks
 
-VERSION = Version(9, threads=False, mutexes=False, event_loop=True, idle_burn="lesson 13")
-globals().update(checks_for(VERSION))
-globals().update(eventloop.checks_for(VERSION))
+globals().update(lesson_checks(
+    "12-nonblocking",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    eventloop.test_idle_cpu, eventloop.test_big_value, eventloop.test_pipelined,
+    eventloop.test_split_request,
+))

@@ -3,9 +3,13 @@
 Version 10 sleeps in select() until a socket is ready, so an idle server
 uses no CPU; descriptors select() cannot watch are refused cleanly.
 """
-from checker.checks import eventloop
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, eventloop, protocol
+from checker.checks.version import lesson_checks
 
-VERSION = Version(10, threads=False, mutexes=False, event_loop=True, fd_setsize=True)
-globals().update(checks_for(VERSION))
-globals().update(eventloop.checks_for(VERSION))
+globals().update(lesson_checks(
+    "13-select",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    eventloop.test_idle_cpu, eventloop.test_big_value, eventloop.test_pipelined,
+    eventloop.test_split_request, eventloop.test_fd_setsize,
+))

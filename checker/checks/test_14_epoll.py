@@ -3,9 +3,13 @@
 Version 11 keeps its watch list in the kernel: 10,000 idle connections cost
 an active client nothing, and no descriptor is too high to watch.
 """
-from checker.checks import eventloop
-from checker.checks.weensydb import Version, checks_for
+from checker.checks import blocking, eventloop, protocol
+from checker.checks.version import lesson_checks
 
-VERSION = Version(11, threads=False, mutexes=False, event_loop=True, many_connections=10_000)
-globals().update(checks_for(VERSION))
-globals().update(eventloop.checks_for(VERSION))
+globals().update(lesson_checks(
+    "14-epoll",
+    protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
+    eventloop.test_idle_cpu, eventloop.test_big_value, eventloop.test_pipelined,
+    eventloop.test_split_request, eventloop.test_many_connections,
+))

@@ -11,11 +11,11 @@ captures/ (`make captures` records them from the solution). Timestamps are
 never compared; only the kinds this lesson changes are asserted, because these
 options also move later ACKs.
 """
-import os
 import socket
 import time
 
-from checker.harness import Capture, T, check, describe_all, fail, free_port, note, run, show_bytes, start_server
+from checker.harness import (Capture, T, check, describe_all, fail, free_port, note, procfs, run, show_bytes,
+                             start_server, wait_until)
 from checker.harness.client import connect
 from checker.harness.procs import program_lines
 
@@ -67,7 +67,7 @@ def show(packets, port, ref_name) -> list[str]:
 
 @check("builds")
 def test_build(target):
-    target.build([SERVER, CLIENT])
+    target.build()
 
 
 @check("httpd -p 0 prints `port N` as its first line", needs=["build"])
@@ -159,22 +159,14 @@ def test_client_no_quickack(target):
 
 def sockets_of(pid: int) -> int:
     """How many sockets the process holds (its descriptors that are sockets)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return count
+    return procfs.socket_fd_count(pid)
 
 
 def wait_for_sockets(pid: int, want: int, timeout: float) -> float | None:
     """Seconds until the process holds `want` sockets, or None if it did not within timeout."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if sockets_of(pid) >= want:
-            return time.monotonic() - start
-        time.sleep(0.002)
+    if wait_until(lambda: sockets_of(pid) >= want, timeout, f"{want} sockets in the server", interval=0.002):
+        return time.monotonic() - start
     return None
 
 

@@ -1,18 +1,17 @@
 """The checker's side of WeensyDB: the protocol's script, bad clients, workloads.
 
-Used by weensydb.py (the checks of lessons 03-10). Every network wait here
+Used by the WeensyDB checks (lessons 03-10, 12-14). Every network wait here
 has a timeout; a client that gets no answer reports it rather than hanging.
 """
-import os
 import pathlib
 import shutil
 import socket
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 
-from checker.harness import CannotCheck, CheckFailed, LineClient, T, run, show_bytes, thread_states
+from checker.harness import (CannotCheck, CheckFailed, LineClient, T, procfs, run, show_bytes, thread_states,
+                             wait_until)
 
 NBUCKETS = 1024
 MAX_VALUE = 1 << 20
@@ -184,7 +183,7 @@ def libmemcached_session(port: int) -> str:
     return "libmemcached: memccp, memccat, memcrm, memccat of a deleted key: all as memcached"
 
 
-# ---- bad clients (the programs in tools/ do the same, for trying by hand) --------------
+# ---- bad clients (tools/programs/wdb_*.cc do the same, for trying by hand) --------------
 
 class BadClient:
     what = ""
@@ -267,39 +266,26 @@ WRITE_CALLS = {"write", "sendto", "sendmsg", "writev"}
 
 def wait_until_writing(pid: int, timeout: float):
     """Waits (bounded) until some thread of pid is blocked in a write to a full socket."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for thread in thread_states(pid):
-            if thread.state == "S" and thread.activity() and thread.activity().split("(")[0] in WRITE_CALLS:
-                return
-        time.sleep(0.02)
+    def writing(thread) -> bool:
+        return thread.state == "S" and (thread.activity() or "").split("(")[0] in WRITE_CALLS
+    wait_until(lambda: any(writing(t) for t in thread_states(pid)), timeout,
+               "a thread blocked in write()", interval=0.02)
 
 
 def wait_until_queued(server_port: int, client_port: int, timeout: float):
     """Waits (bounded) until the server's socket to this client holds unsent bytes:
     the client's receive buffer is full."""
-    from checker.checks.eventloop import tcp_queues
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        queues = tcp_queues(server_port, client_port)
-        if queues and queues[0] > 0:
-            return
-        time.sleep(0.02)
+    def queued():
+        queues = procfs.tcp_queues(server_port, client_port)
+        return queues and queues[0] > 0
+    wait_until(queued, timeout, "reply bytes queued for the client", interval=0.02)
 
 
 def wait_until_accepted(pid: int, timeout: float):
     """Waits (bounded) until a single-threaded server has accepted a client: it holds
-    a descriptor besides stdin/out/err, its listener and that client's socket."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            sockets = [fd for fd in os.listdir(f"/proc/{pid}/fd")
-                       if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")]
-        except OSError:
-            return
-        if len(sockets) >= 2:
-            return
-        time.sleep(0.005)
+    two sockets, its listener and that client's (or it is gone)."""
+    wait_until(lambda: not procfs.alive(pid) or procfs.socket_fd_count(pid) >= 2, timeout,
+               "the client accepted", interval=0.005)
 
 
 def second_client_served(port: int) -> tuple[bool, str]:

@@ -24,13 +24,13 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 
 from .procs import kill_group, spawn
 from .report import CannotCheck
 from .timeouts import T
+from .waiting import Deadline, wait_until
 
 PROBE_PORT = 9   # "discard": nothing listens there, and the filter lets it through
 _failed_before = None   # why capturing failed, so the next checks just refer to it
@@ -166,19 +166,21 @@ class Capture:
     def _probe_until_seen(self, timeout: float) -> bool:
         self._probes += 1
         token = f"netcourse-probe-{self.token}-{self._probes}".encode()
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            while time.monotonic() < deadline:
+            while not deadline.passed():
                 if self._proc.poll() is not None and not self._reader.is_alive():
                     return False
                 udp.sendto(token, ("127.0.0.1", PROBE_PORT))
-                end = min(deadline, time.monotonic() + 0.05)
-                while time.monotonic() < end:
-                    with self._lock:
-                        if token in self._seen:
-                            return True
-                    time.sleep(0.005)
+                # A probe can be lost while dumpcap starts: send another every 50 ms.
+                if wait_until(lambda: self._has_seen(token), min(0.05, deadline.left()),
+                              "the probe in the capture", interval=0.005):
+                    return True
         return False
+
+    def _has_seen(self, token: bytes) -> bool:
+        with self._lock:
+            return token in self._seen
 
     # -- reading it back --
     @property

@@ -4,10 +4,10 @@ Every call has a timeout; when it runs out the check fails saying what was
 sent and what (if anything) came back, rather than hanging.
 """
 import socket
-import time
 
 from .report import CheckFailed, show_bytes
 from .timeouts import T
+from .waiting import Deadline
 
 
 def connect(port: int, host: str = "127.0.0.1", timeout: float | None = None) -> socket.socket:
@@ -50,10 +50,10 @@ class LineClient:
         """Half-close: the server's read() returns 0, but we can still receive."""
         self.sock.shutdown(socket.SHUT_WR)
 
-    def _fill(self, deadline: float, want_more_than: int) -> bool:
+    def _fill(self, deadline: Deadline, want_more_than: int) -> bool:
         """Reads until the buffer is longer than want_more_than; False at EOF."""
         while len(self.buffer) <= want_more_than:
-            left = deadline - time.monotonic()
+            left = deadline.left()
             if left <= 0:
                 raise socket.timeout()
             self.sock.settimeout(left)
@@ -65,7 +65,7 @@ class LineClient:
 
     def read_exactly(self, n: int, what: str = "the reply") -> bytes:
         """n bytes, or CheckFailed showing what arrived before the timeout or EOF."""
-        deadline = time.monotonic() + self.timeout
+        deadline = Deadline(self.timeout)
         try:
             complete = self._fill(deadline, n - 1)
             why = "the server closed the connection" if not complete else None
@@ -81,7 +81,7 @@ class LineClient:
 
     def read_line(self, what: str = "a reply line") -> bytes:
         """One line including its \\n, or CheckFailed on timeout/EOF."""
-        deadline = time.monotonic() + self.timeout
+        deadline = Deadline(self.timeout)
         try:
             while b"\n" not in self.buffer:
                 if not self._fill(deadline, len(self.buffer)):
@@ -97,7 +97,7 @@ class LineClient:
     def read_until_eof(self, timeout: float | None = None) -> tuple[bytes, bool]:
         """Everything until the server closes. Returns (data, closed); closed is False
         if the timeout ran out first."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = Deadline(self.timeout if timeout is None else timeout)
         try:
             while self._fill(deadline, len(self.buffer)):
                 pass

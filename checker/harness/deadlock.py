@@ -21,6 +21,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from . import procfs
 from .procs import run
 from .timeouts import T
 from .tsan import Frame
@@ -199,13 +200,10 @@ def gdb_backtraces(pid: int, addresses=(), timeout: float | None = None):
         if why is None:
             return {}, symbols, "gdb showed no threads, so the source lines are unknown"
         scope = ""
-        try:
-            value = _read("/proc/sys/kernel/yama/ptrace_scope").strip()
-            if value != "0":
-                scope = (f"; kernel.yama.ptrace_scope is {value}: "
-                         "`sudo sysctl kernel.yama.ptrace_scope=0` lets gdb attach")
-        except OSError:
-            pass
+        value = procfs.sysctl("kernel.yama.ptrace_scope")
+        if value not in (None, "0"):
+            scope = (f"; kernel.yama.ptrace_scope is {value}: "
+                     "`sudo sysctl kernel.yama.ptrace_scope=0` lets gdb attach")
         return {}, symbols, f"gdb could not attach to process {pid} ({why}), so the source lines are unknown{scope}"
     return stacks, symbols, None
 

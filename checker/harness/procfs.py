@@ -4,6 +4,10 @@
 a process's memory and threads (/proc/PID/status), its open descriptors
 (/proc/PID/fd), and the kernel's view of every TCP socket (/proc/net/tcp),
 including bytes queued but not yet read or acknowledged. See proc(5).
+
+One reader stays elsewhere: what each thread of a hung process is blocked in, and the
+mutex owners in its memory (/proc/PID/task/TID/syscall, /proc/PID/mem), are read by
+deadlock.py's thread_states(), where the futex arithmetic is explained.
 """
 import os
 import resource
@@ -174,6 +178,24 @@ def open_files_limit() -> int:
 
 def hard_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def sysctl(name: str) -> str | None:
+    """A kernel setting as `sysctl NAME` shows it, e.g. sysctl("kernel.pid_max") reads
+    /proc/sys/kernel/pid_max; None if this kernel has no such setting (or hides it)."""
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def sysctl_int(name: str, default: int) -> int:
+    """A numeric kernel setting (its first number), or `default` if it cannot be read."""
+    try:
+        return int(sysctl(name).split()[0])
+    except (AttributeError, ValueError, IndexError):
+        return default
 
 
 def meminfo_bytes(name: str) -> int | None:

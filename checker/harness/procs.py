@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .report import CheckFailed
 from .timeouts import T
+from .waiting import Deadline
 
 _live: set[subprocess.Popen] = set()
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -232,11 +233,11 @@ def _read_first_line(proc, timeout) -> bytes | None:
     """The first line of proc's stdout; b"" if it closed first; None on timeout."""
     fd = proc.stdout.fileno()
     data = b""
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     with selectors.DefaultSelector() as sel:
         sel.register(fd, selectors.EVENT_READ)
         while b"\n" not in data:
-            left = deadline - time.monotonic()
+            left = deadline.left()
             if left <= 0 or not sel.select(left):
                 return None
             chunk = os.read(fd, 4096)

@@ -2,6 +2,8 @@
 import pathlib
 import subprocess
 
+from checker import manifest
+
 from .procs import program_lines
 from .report import CheckFailed
 from .timeouts import T
@@ -40,8 +42,19 @@ class Target:
         except ValueError:
             return str(path)
 
-    def build(self, names, variants=("plain",)):
-        """Builds each program in each variant; CheckFailed with the compiler's errors if not."""
+    @property
+    def entry(self) -> manifest.Lesson:
+        """The lesson's entry in course.toml."""
+        lesson = manifest.find(self.lesson)
+        if lesson is None:
+            raise LookupError(f"course.toml has no lesson {self.lesson!r}")
+        return lesson
+
+    def build(self, names=None, variants=None):
+        """Builds each program in each variant (by default the lesson's programs and variants,
+        as course.toml lists them); CheckFailed with the compiler's errors if not."""
+        names = self.entry.programs if names is None else names
+        variants = self.entry.variants if variants is None else variants
         targets = [self.shown(self.binary(n, v)) for n in names for v in variants]
         make(targets, what=f"{self.label} in {self.shown(self.source_dir)}")
 

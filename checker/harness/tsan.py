@@ -20,6 +20,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
+from . import procfs
 from .procs import RunResult, Server, run, start_server
 from .report import CannotCheck, CheckFailed
 
@@ -398,10 +399,7 @@ def high_aslr_entropy() -> bool:
     """More than 28 bits of mmap randomisation: gcc 12's and clang 14's TSan then abort
     ("unexpected memory mapping") or crash at start in most runs, and even a start that
     works is not to be trusted. Such machines run TSan builds under setarch -R at once."""
-    try:
-        return int(pathlib.Path("/proc/sys/vm/mmap_rnd_bits").read_text()) > 28
-    except (OSError, ValueError):
-        return False
+    return procfs.sysctl_int("vm.mmap_rnd_bits", 0) > 28
 
 
 def _forget_mapping_failures(log_dir):

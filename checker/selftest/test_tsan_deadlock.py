@@ -12,7 +12,7 @@ import time
 import pytest
 
 from checker.harness import (T, CannotCheck, diagnose_hang, is_mapping_failure, parse_reports, read_reports,
-                     run, run_tsan, spawn, start_tsan_server, thread_states, tsan_env)
+                     run, run_tsan, spawn, start_tsan_server, thread_states, tsan_env, wait_until)
 from checker.harness import deadlock
 from checker.harness.procs import kill_group
 
@@ -265,12 +265,10 @@ class Hung:
             proc = spawn([*wrapper, self.binary, self.mode], stdout=subprocess.DEVNULL, stderr=err,
                          env=tsan_env(self.log_dir))
         try:
-            deadline = time.monotonic() + T(10)
-            while sum(t.wait == "mutex" for t in thread_states(proc.pid)) < self.waiters:
-                if proc.poll() is not None:
-                    return proc
-                assert time.monotonic() < deadline, f"{self.mode}: no thread blocked on a mutex"
-                time.sleep(0.02)
+            blocked = wait_until(lambda: proc.poll() is not None or sum(
+                t.wait == "mutex" for t in thread_states(proc.pid)) >= self.waiters, T(10),
+                "the threads blocked on their mutexes", interval=0.02)
+            assert blocked, f"{self.mode}: no thread blocked on a mutex"
         except BaseException:
             kill_group(proc)
             raise

@@ -1,0 +1,77 @@
+"""Bad clients must not block good ones: a client that never hangs up, one that sent
+half a request, one that never reads its replies (the wdb_* programs in tools/programs
+do the same, for trying by hand). Versions 1 and 3 block on purpose."""
+from checker.harness import T, fail, note
+from checker.checks import wdb
+from checker.checks.version import check
+from checker.checks.weensydb import server, watchdog, what_it_does
+
+
+@check("a second client is served while one client holds its connection open and idle",
+       needs=["protocol"], bug=("blocks", "a client that never hangs up blocks a second client"))
+def test_never_close(target, v):
+    second_client_while(
+        target, v, wdb.NeverClose, "one client holds its connection open and idle",
+        try_it="build/tools/wdb_never_close",
+        hint="a thread waiting in read() for its client must hold no lock: take it per request")
+
+
+@check("a second client is served while one client has sent half a request",
+       needs=["protocol"], bug=("blocks", "a client that sent half a request blocks a second client"))
+def test_half_request(target, v):
+    second_client_while(
+        target, v, wdb.HalfRequest, "one client has sent half a request",
+        try_it="build/tools/wdb_half_request",
+        hint="read the whole request (data block too) before taking any lock")
+
+
+@check("a second client is served while one client never reads the large replies it asked for",
+       needs=["protocol"], bug=("blocks", "a client that never reads its replies blocks a second client"))
+def test_slow_reader(target, v):
+    second_client_while(
+        target, v, lambda s: wdb.NeverRead(s, event_loop=v.event_loop),
+        "one client never reads the large replies it asked for",
+        try_it="build/tools/wdb_never_read",
+        hint="write() blocks while the client does not read: release every lock before writing")
+
+
+def second_client_while(target, v, bad_client, bad_title: str, try_it: str, hint: str):
+    """A bad client connects, then a second client sends set and get: answered, or (in a
+    version that blocks on purpose) not answered until the bad client hangs up."""
+    with server(target) as s, bad_client(s) as bad:
+        served, seen = wdb.second_client_served(s.port)
+        if v.blocks:
+            if served:
+                fail(f"a second client was served while {bad_title}",
+                     tried=f"{bad.describe()}, then a second client: set and get",
+                     expected=f"version {v.number} to make the second client wait "
+                              f"(that is this lesson's point)",
+                     seen=seen,
+                     hint=(f"version {v.number}'s threads each hold table_mutex until "
+                           f"their client hangs up (a lock_guard at the top of "
+                           f"handle_connection), so the others wait: {v.blocks} changes that"
+                           if v.threads else
+                           f"version {v.number} serves one client at a time: main() calls "
+                           f"handle_connection itself, with no thread; {v.blocks} changes that"))
+            bad.close()
+            after, _ = wdb.second_client_served(s.port)
+            note(f"the second client got no answer in {T(2):.0f}s while {bad_title}")
+            if after:
+                note("once the bad client hung up, the next client was served at once")
+            note(f"try it: {try_it} 127.0.0.1 PORT, then nc 127.0.0.1 PORT")
+            return
+        if not served:
+            details = []
+            if v.threads:
+                details = watchdog(target, s.proc.pid)
+            elif v.event_loop:
+                details = [f"the server's one thread is {what_it_does(s.proc.pid)}"]
+                hint = ("one thread serves everyone, so it must never wait for one client: "
+                        "non-blocking sockets, and on EAGAIN go on to the next client")
+            else:
+                hint = "the accept loop must hand each client to a thread of its own"
+            fail(f"a second client got no answer while {bad_title}",
+                 tried=f"{bad.describe()}, then a second client: set and get",
+                 expected="the second client's set and get answered",
+                 seen=seen, hint=hint, details=details)
+        note(f"the second client's set and get were answered while {bad_title}")

@@ -1,0 +1,72 @@
+"""What every WeensyDB version must do: build, speak the protocol, answer bad input with
+its error line, and work with real memcached clients (pymemcache, libmemcached)."""
+from checker.harness import LineClient, T, fail, note
+from checker.harness.target import make
+from checker.checks import wdb
+from checker.checks.version import check
+from checker.checks.weensydb import expect_reply, server
+
+
+@check("builds ({v.variant_names})")
+def test_build(target, v):
+    target.build()   # weensydb, in the variants course.toml lists for the lesson
+    if v.mutexes:
+        make(["build/tools/liblocktrace.so"], what="the course's lock tracer")
+
+
+@check("{v.commands} answer as the protocol says", needs=["build"])
+def test_protocol(target, v):
+    silent_hint = ("not a byte came back: does the event loop wait for ready sockets "
+                   "(select / epoll_wait) and serve the clients that are ready?"
+                   if v.event_loop else None)
+    with server(target) as s, LineClient(s.port) as client:
+        closed_hint = None
+        if v.event_loop:   # a client that says nothing at first: read() gives EAGAIN
+            wdb.wait_until_accepted(s.proc.pid, T(5))
+            closed_hint = ("this client was accepted and had sent nothing yet: a read() "
+                           "that fails with EAGAIN means \"nothing now\", not an error, "
+                           "so the connection must stay open")
+        for request, reply in wdb.protocol_script(v.exch):
+            hint = "the table in lesson 03's README lists every reply"
+            if request.startswith(b"exch") and v.bucket_locks and v.exch:
+                hint = ("do_exch must lock both keys' buckets, swap the items with "
+                        "exchange_items and answer EXCHANGED or NOT_FOUND (its TODO)")
+            elif request.startswith(b"exch") and not v.exch:
+                hint = ("with a mutex per bucket and none for the table, exch would race: "
+                        "version 5 refuses it (TODO 6) until lesson 08 locks two buckets")
+            elif request.startswith(b"get") and request.count(b" ") > 4:
+                hint = ("a get of more than 4 keys reaches do_get in parts: END goes only "
+                        "after the last part (request.last_part)")
+            expect_reply(target, client, request, reply, hint=hint, silent_hint=silent_hint,
+                         closed_hint=closed_hint)
+        note(f"{len(wdb.protocol_script(v.exch))} requests on one connection, every reply right")
+
+
+@check("bad requests get their error line and the connection goes on", needs=["protocol"])
+def test_bad_input(target, v):
+    with server(target) as s, LineClient(s.port) as client:
+        for what, request, reply in wdb.BAD_INPUT:
+            expect_reply(target, client, request, reply, what=what,
+                         hint="bad input must cost the client one error line, never the "
+                              "connection: is the Command::invalid case answered with "
+                              "request.error?")
+            expect_reply(target, client, b"get fine\r\n", b"END\r\n",
+                         what=f"after {what}, a good request",
+                         hint="after an error line the connection must go on as before")
+        client.close()   # (versions 1 and 3 serve one client at a time)
+        served, seen = wdb.second_client_served(s.port)
+        if not served:
+            fail("after the bad requests, another client got no answer",
+                 tried="the bad requests on one connection, then a second client: set and get",
+                 expected="the second client served", seen=seen,
+                 hint="one client's bad input must never stop the server")
+        note(f"{len(wdb.BAD_INPUT)} kinds of bad request, each answered, connection kept; "
+             f"another client served")
+
+
+@check("real memcached clients (pymemcache, libmemcached) set, get and delete", needs=["build"])
+def test_pymemcache(target, v):
+    with server(target) as s:
+        wdb.pymemcache_session(s.port)
+        note("pymemcache: set (noreply and not), get, get_many, delete: all as memcached")
+        note(wdb.libmemcached_session(s.port))
