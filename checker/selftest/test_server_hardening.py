@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from checker.harness import T, note, start_server
+from checker.harness import T, note, start_server, waiting
 from checker.harness.capture import Capture, capture_unavailable_reason
 from checker.harness.procs import spawn, kill_group
 
@@ -56,24 +56,20 @@ def program(path: pathlib.Path) -> pathlib.Path:
 
 
 def wait_until(condition, timeout: float, what: str):
-    """Polls condition() every 10 ms; its first true value, or AssertionError(what)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:.1f}s")
-        time.sleep(0.01)
+    """condition()'s first true value, or AssertionError(what)."""
+    value = waiting.wait_until(condition, timeout, what)
+    if not value:
+        raise AssertionError(f"{what}: not within {timeout:.1f}s")
+    return value
 
 
 def read_to_eof(sock: socket.socket, timeout: float) -> bytes | None:
     """Everything the peer sends until it closes (EOF or reset); None if it is still
     open after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = waiting.Deadline(timeout)
     chunks = []
     while True:
-        left = deadline - time.monotonic()
+        left = deadline.left()
         if left <= 0:
             return None
         sock.settimeout(left)
@@ -443,9 +439,9 @@ def test_hardening_ctrl_c_leaves_nothing_behind(private_tmp):
     try:
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
-            deadline = time.monotonic() + T(60)
-            while "✓".encode() not in out and time.monotonic() < deadline:
-                if sel.select(max(0.0, deadline - time.monotonic())):
+            deadline = waiting.Deadline(T(60))
+            while "✓".encode() not in out and not deadline.passed():
+                if sel.select(deadline.left()):
                     chunk = os.read(proc.stdout.fileno(), 65536)
                     if not chunk:
                         break

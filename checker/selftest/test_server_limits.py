@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from checker.harness import T, run, start_server
+from checker.harness import T, procfs, run, start_server, waiting
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVERS = ["10-weensydb-8", "14-epoll"]
@@ -41,20 +41,13 @@ def binary(request) -> pathlib.Path:
 def status_bytes(pid: int, field: str) -> int:
     """A memory figure from /proc/PID/status (VmRSS, VmHWM…), in bytes; 0 once the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
+        return procfs.status_bytes(pid, field)
     except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
+        return 0
 
 
 def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting until {what}"
-        time.sleep(0.01)
+    assert waiting.wait_until(condition, timeout, what), f"timed out after {timeout:.0f}s waiting until {what}"
 
 
 def read_exactly(sock: socket.socket, n: int) -> bytes:
