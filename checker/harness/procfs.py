@@ -110,30 +110,38 @@ def _address(hex_address: str) -> str:
     return ".".join(str((value >> shift) & 0xFF) for shift in (0, 8, 16, 24))
 
 
-def tcp_sockets(families=("tcp", "tcp6")) -> list[TcpSocket]:
-    """Every TCP socket of this network namespace (/proc/net/tcp and tcp6)."""
-    sockets = []
+def _socket(cols: list[str], family: str) -> TcpSocket:
+    local_addr, local_port = cols[1].rsplit(":", 1)
+    tx, rx = cols[4].split(":")
+    return TcpSocket(local_port=int(local_port, 16), remote_port=int(cols[2].rsplit(":", 1)[1], 16),
+                     state=cols[3], tx_queue=int(tx, 16), rx_queue=int(rx, 16),
+                     local_address=_address(local_addr) if family == "tcp" else local_addr)
+
+
+def _rows(families):
+    """(family, columns) of each row of /proc/net/tcp{,6}, read lazily: with 10,000
+    connections the table has 20,000 rows, and a search should stop at its match."""
     for family in families:
         try:
             with open(f"/proc/net/{family}") as table:
                 next(table)
-                rows = [line.split() for line in table]
+                for line in table:
+                    yield family, line.split()
         except OSError:
             continue
-        for cols in rows:
-            local_addr, local_port = cols[1].rsplit(":", 1)
-            tx, rx = cols[4].split(":")
-            sockets.append(TcpSocket(
-                local_port=int(local_port, 16), remote_port=int(cols[2].rsplit(":", 1)[1], 16),
-                state=cols[3], tx_queue=int(tx, 16), rx_queue=int(rx, 16),
-                local_address=_address(local_addr) if family == "tcp" else local_addr))
-    return sockets
+
+
+def tcp_sockets(families=("tcp", "tcp6")) -> list[TcpSocket]:
+    """Every TCP socket of this network namespace (/proc/net/tcp and tcp6)."""
+    return [_socket(cols, family) for family, cols in _rows(families)]
 
 
 def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
     """(send queue, receive queue) of the IPv4 socket local_port <-> remote_port, or None."""
-    for s in tcp_sockets(("tcp",)):
-        if (s.local_port, s.remote_port) == (local_port, remote_port):
+    want = (f"{local_port:04X}", f"{remote_port:04X}")
+    for family, cols in _rows(("tcp",)):
+        if (cols[1].rsplit(":", 1)[1], cols[2].rsplit(":", 1)[1]) == want:
+            s = _socket(cols, family)
             return s.tx_queue, s.rx_queue
     return None
 
@@ -141,9 +149,10 @@ def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
 def listener(port: int) -> TcpSocket | None:
     """The listening socket on `port`, if any. Reading /proc sends no packet, unlike a
     test connection (which would also wake a TCP_DEFER_ACCEPT server)."""
-    for s in tcp_sockets():
-        if s.state == LISTEN and s.local_port == port:
-            return s
+    want = f"{port:04X}"
+    for family, cols in _rows(("tcp", "tcp6")):
+        if cols[3] == LISTEN and cols[1].rsplit(":", 1)[1] == want:
+            return _socket(cols, family)
     return None
 
 

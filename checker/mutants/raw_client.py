@@ -50,7 +50,7 @@ MUTANTS = [
     Mutant("never-exits", "http_get.cc",
            [("        if (received == 0)\n            break;                       // end of stream: the server closed\n",
              "        if (received == 0)\n            continue;   // as if more might come\n")],
-           {"small": "did not exit", "strace": "did not exit"},
+           {"small": "did not exit"},   # (the later checks are held back behind it: see test_one_cause)
            "keeps calling recv() after it returned 0"),
     Mutant("no-usage", "http_get.cc",
            [("if (argc < 3 || argc > 4) {", "if (argc < 1) {")],
