@@ -26,6 +26,13 @@ MUTANTS = all_mutants()
 LESSONS = sorted({m.lesson for m in MUTANTS})
 
 
+def parallel_runs() -> int:
+    """How many runs at once: one more than the cores, since a run spends much of its time
+    waiting (for a timeout, a watchdog, a capture's barrier) rather than computing.
+    NETCOURSE_SELFTEST_JOBS overrides it."""
+    return int(os.environ.get("NETCOURSE_SELFTEST_JOBS") or (os.cpu_count() or 2) + 1)
+
+
 def own_namespace_env() -> dict:
     """The environment for one run of the checks, which then enters a network namespace of
     its own: runs side by side must not share a loopback (one holds 10,000 connections)."""
@@ -52,7 +59,7 @@ def run_checks(args) -> dict:
 def runs():
     """Runs every mutant and every starter at once (they share nothing but loopback)."""
     jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs()) as pool:
         for m in MUTANTS:
             only = [a for c in m.caught_by for a in ("--only", c)]
             jobs[(m.lesson, m.name)] = pool.submit(run_checks, ["mutant", m.lesson[:2], m.name, *only])
