@@ -1,6 +1,10 @@
 """What every WeensyDB version must do: build, speak the protocol, answer bad input with
 its error line, and work with real memcached clients (pymemcache, libmemcached)."""
+import tempfile
+import pathlib
+
 from checker.harness import LineClient, T, fail, note
+from checker.harness.faults import faults_env, read_faults
 from checker.harness.target import make
 from checker.checks import wdb
 from checker.checks.version import check
@@ -70,3 +74,51 @@ def test_pymemcache(target, v):
         wdb.pymemcache_session(s.port)
         note("pymemcache: set (noreply and not), get, get_many, delete: all as memcached")
         note(wdb.libmemcached_session(s.port))
+
+
+SHORT_IO_HINT = ("a read() may return fewer bytes than a whole request and a write() may take "
+                 "fewer than asked: keep what was read, write the rest later")
+
+
+EVENT_LOOP_PARTIAL_HINT = ("the reply stopped part-way: a write() that took part of the output "
+                           "must be told to the connection (c.sent(n) with the n write returned), "
+                           "and the rest written when the socket is writable again")
+
+
+def closed_under_faults(log):
+    """The hint for a connection that ended under the fault injector, worked out when it
+    ended: an EINTR taken for the end of the connection, if the log shows one."""
+    def hint():
+        if any(f.kind == "eintr" and f.call in ("read", "recv") for f in read_faults(log)):
+            return ("the server hung up after a read() failed with EINTR: a call interrupted by a "
+                    "signal moved nothing and is not the end of the connection: call it again")
+        return "the server hung up in the middle of the conversation: " + SHORT_IO_HINT
+    return hint
+
+
+@check("answers the same when the kernel cuts its reads and writes short or interrupts them",
+       needs=["protocol"])
+def test_short_io(target, v):
+    """The protocol script again, with the server under the fault injector: every read asks
+    for at most 3 bytes, every write moves at most 5, and every 4th call on a blocking
+    socket fails with EINTR. All of it the kernel may do (read(2), write(2), signal(7))."""
+    with tempfile.TemporaryDirectory(prefix="netcourse-faults-") as tmp:
+        log = pathlib.Path(tmp) / "faults"
+        env = faults_env(log, short_send=5, short_recv=3, eintr=4)
+        with server(target, env=env) as s, LineClient(s.port) as client:
+            if v.event_loop:
+                wdb.wait_until_accepted(s.proc.pid, T(5))
+            try:
+                for request, reply in wdb.protocol_script(v.exch):
+                    expect_reply(target, client, request, reply, hint=SHORT_IO_HINT,
+                                 closed_hint=closed_under_faults(log),
+                                 partial_hint=EVENT_LOOP_PARTIAL_HINT if v.event_loop else None)
+            except Exception:
+                faults = read_faults(log)
+                if faults:
+                    note("the fault injector had made: " + "; ".join(str(f) for f in faults[-3:]))
+                raise
+        faults = read_faults(log)
+    kinds = sorted({f"{f.kind} {f.call}" for f in faults})
+    note(f"{len(wdb.protocol_script(v.exch))} requests, every reply right, through "
+         f"{len(faults)}{'+' if len(faults) >= 1000 else ''} faults ({', '.join(kinds)})")

@@ -9,5 +9,6 @@ from checker.checks.version import lesson_checks
 globals().update(lesson_checks(
     "03-weensydb-1",
     protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
 ))

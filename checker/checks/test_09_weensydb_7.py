@@ -9,6 +9,7 @@ from checker.checks.version import lesson_checks
 globals().update(lesson_checks(
     "09-weensydb-7",
     protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
     locks.test_no_lock_across_io, locks.test_bucket_locks, locks.test_races,
     deadlocks.test_exch_same_bucket, deadlocks.test_exch_abba,

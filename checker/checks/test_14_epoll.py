@@ -9,6 +9,7 @@ from checker.checks.version import lesson_checks
 globals().update(lesson_checks(
     "14-epoll",
     protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
+    protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
     eventloop.test_idle_cpu, eventloop.test_big_value, eventloop.test_pipelined,
     eventloop.test_split_request, eventloop.test_many_connections,

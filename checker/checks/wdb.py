@@ -107,16 +107,22 @@ BAD_INPUT = [
 
 
 def read_reply(client: LineClient) -> bytes:
-    """One whole reply: a line, or VALUE blocks up to END."""
-    line = client.read_line("the reply")
-    reply = line
-    while line.startswith(b"VALUE "):
-        words = line.split()
-        if len(words) != 4 or not words[3].isdigit():
-            return reply
-        reply += client.read_exactly(int(words[3]) + 2, what="the VALUE's data block")
-        line = client.read_line("the rest of the get reply")
-        reply += line
+    """One whole reply: a line, or VALUE blocks up to END. A CheckFailed raised on the way
+    carries what had come by then, as .data."""
+    reply = b""
+    try:
+        line = client.read_line("the reply")
+        reply = line
+        while line.startswith(b"VALUE "):
+            words = line.split()
+            if len(words) != 4 or not words[3].isdigit():
+                return reply
+            reply += client.read_exactly(int(words[3]) + 2, what="the VALUE's data block")
+            line = client.read_line("the rest of the get reply")
+            reply += line
+    except CheckFailed as failure:
+        failure.data = reply + bytes(client.buffer)
+        raise
     return reply
 
 

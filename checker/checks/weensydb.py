@@ -17,9 +17,9 @@ from checker.checks import wdb
 PROGRAM = "weensydb"
 
 
-def server(target):
-    """The plain build, started with -p 0."""
-    return start_server(target.binary(PROGRAM))
+def server(target, env=None):
+    """The plain build, started with -p 0 (in the environment env, if given)."""
+    return start_server(target.binary(PROGRAM), env=env)
 
 
 def tsan_server(target, logs):
@@ -57,25 +57,49 @@ def keep_tsan_output(target, logs, name) -> str:
 
 
 def expect_reply(target, client, request: bytes, reply: bytes, what: str | None = None, hint=None,
-                 silent_hint=None, closed_hint=None):
-    """Sends request on client; fails unless the whole reply comes back, exactly."""
+                 silent_hint=None, closed_hint=None, partial_hint=None):
+    """Sends request on client; fails unless the whole reply comes back, exactly. The hint
+    follows what happened: the connection closed, nothing came, part of the reply came and
+    then nothing, or other bytes came (line endings named only when they are the difference)."""
     client.send(request)
     try:
         got = wdb.read_reply(client)
     except CheckFailed as failure:
+        seen = failure.seen or "(nothing)"
+        partial = getattr(failure, "data", None)
+        if "closed the connection" in failure.what or "reset the connection" in failure.what:
+            if callable(closed_hint):   # worked out now that the connection has ended
+                closed_hint = closed_hint()
+            why = closed_hint or ("the server hung up without answering: does handle_connection "
+                                  "write each request's reply, and loop until read_request "
+                                  "returns false?")
+        elif failure.seen in (None, "", "(no bytes)"):
+            why = silent_hint or ("not a byte came back: the server never wrote a reply to this "
+                                  "request (is it still waiting for more of it, or stuck?)")
+        elif partial is not None and reply.startswith(partial):
+            why = partial_hint or (f"the reply stopped after {len(partial)} of {len(reply)} bytes: "
+                                   "a write() that moved fewer bytes than asked must be called "
+                                   "again for the rest (write_all does)")
+        else:
+            why = line_ending_hint(partial, reply) or hint
         fail(f"{what or 'the reply'} never came whole: {failure.what}",
              tried=f"sent {show_bytes(request, 80)}", expected=show_bytes(reply, 80),
-             seen=failure.seen or "(nothing)",
-             hint=(closed_hint or
-                   "the server hung up without answering: does handle_connection write each "
-                   "request's reply, and loop until read_request returns false?")
-             if "closed the connection" in failure.what else
-             silent_hint if silent_hint and failure.seen in (None, "", "(no bytes)") else
-             "every reply line ends in \\r\\n, and a get reply with END\\r\\n")
+             seen=seen, hint=why)
     if got != reply:
         fail(f"{what or 'the reply'} is not what the protocol says",
              tried=f"sent {show_bytes(request, 80)}",
-             expected=show_bytes(reply, 80), seen=show_bytes(got, 80), hint=hint)
+             expected=show_bytes(reply, 80), seen=show_bytes(got, 80),
+             hint=line_ending_hint(got, reply) or hint)
+
+
+def line_ending_hint(got: bytes | None, reply: bytes) -> str | None:
+    """The line-ending hint, when line endings are what differ."""
+    if got is None:
+        return None
+    if got.replace(b"\r\n", b"\n") == reply.replace(b"\r\n", b"\n")[:len(got.replace(b"\r\n", b"\n"))] \
+            and got != reply[:len(got)]:
+        return "every reply line ends in \\r\\n (a bare \\n is not enough), a get reply with END\\r\\n"
+    return None
 
 
 # ---- a server that does not answer -------------------------------------------------

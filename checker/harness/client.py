@@ -91,6 +91,9 @@ class LineClient:
         except socket.timeout:
             raise CheckFailed(f"no complete line within {self.timeout:.0f}s while waiting for {what}",
                               tried=f"sent {show_bytes(self.sent)}", seen=show_bytes(self.buffer)) from None
+        except ConnectionResetError:
+            raise CheckFailed(f"the server reset the connection (RST) before {what}",
+                              tried=f"sent {show_bytes(self.sent)}", seen=show_bytes(self.buffer)) from None
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line + b"\n"
 

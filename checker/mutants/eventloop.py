@@ -53,7 +53,7 @@ def everywhere() -> list[Mutant]:
 def shared_loop() -> list[Mutant]:
     """Lessons 13 and 14: bugs in the connection handling they share (common/event_loop.cc)."""
     return [
-        Mutant("no-partial-writes", FILE, [], {"big_value": "the reply is wrong from byte"},
+        Mutant("no-partial-writes", FILE, [], {"big_value": "the reply is wrong from byte", "short_io": "the reply stopped part-way"},
                "takes a partial write for a whole one and drops the rest",
                common={LOOP: [(PARTIAL, ALL_SENT)]}),
         Mutant("read-until-eagain-blocking", FILE, [], BLOCKED,
@@ -68,7 +68,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
     return {
         "12-nonblocking": [
             Mutant("no-partial-writes", FILE, [(PARTIAL, ALL_SENT)],
-                   {"big_value": "the reply is wrong from byte"},
+                   {"big_value": "the reply is wrong from byte", "short_io": "the reply stopped part-way"},
                    "takes a partial write for a whole one and drops the rest"),
             Mutant("blocking-client", FILE, [("    set_nonblocking(fd);\n    // END TODO 1\n",
                                               "    // END TODO 1\n")],

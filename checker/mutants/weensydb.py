@@ -22,7 +22,19 @@ def everywhere() -> list[Mutant]:
                "the parser takes a 300-byte key",
                common={"wdb_protocol.cc": [("if (key.empty() || key.size() > MAX_KEY)",
                                             "if (key.empty())")]}),
+        Mutant("short-write-taken-whole", FILE, [], {"short_io": "the reply never came whole"},
+               "takes a write() that moved part of a reply for one that moved all of it",
+               common={"io.cc": [("        p += written;              // a short write: go round for the rest\n"
+                                  "        n -= static_cast<std::size_t>(written);\n",
+                                  "        break;                     // mutant: as if it took it all\n")]}),
     ]
+
+
+def eintr_ends_the_connection() -> Mutant:
+    return Mutant("eintr-ends-the-connection", FILE, [], {"short_io": "failed with EINTR"},
+                  "takes a read() interrupted by a signal (EINTR) for the end of the connection",
+                  common={"wdb_request.cc": [("    } while (n < 0 && errno == EINTR);\n",
+                                              "    } while (false);   // mutant: EINTR is the end\n")]})
 
 
 V4_LOCK = "    std::lock_guard guard(table_mutex);\n    // END TODO 2\n"   # in execute()
@@ -77,6 +89,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
         return [lock_per_connection(), one_unlocked_path(), one_mutex()]
     return {
         "03-weensydb-1": [
+            eintr_ends_the_connection(),
             # do_get is lesson 03's TODO; the later versions carry it unchanged.
             Mutant("end-every-part", FILE, [(GET_END, '    reply += "END\\r\\n";\n')],
                    {"protocol": "is not what the protocol says"},
@@ -115,6 +128,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
                    {"races": "TSan reported"}, "never locks the table"),
         ],
         "06-weensydb-4": [
+            eintr_ends_the_connection(),
             Mutant("lock-across-write", FILE,
                    [(V4_LOCK, V4_NO_LOCK),
                     ("        std::string reply;\n        execute(request, reply);\n",

@@ -178,7 +178,7 @@ ssize_t with_faults(const char* name, int fd, std::size_t asked, std::size_t lim
         return -1;
     std::size_t given = limited(asked, limit);
     ssize_t result = call(given);
-    if (given < asked)
+    if (given < asked && result > 0)   // (-1, e.g. EAGAIN, or 0 at the end: nothing was cut)
         log_fault("short", name, fd, static_cast<long long>(asked), static_cast<long long>(given), result);
     return result;
 }
