@@ -13,6 +13,7 @@ import threading
 from checker.harness import (Capture, CheckFailed, LineClient, T, check, describe_all, expect_bytes, fail, free_port,
                      note, show_bytes, start_server)
 from checker.harness.client import connect
+from checker.harness.faults import faults_env, read_faults
 from checker.harness.procs import program_lines
 from checker.harness.strace import read_trace_file, strace_prefix
 
@@ -82,6 +83,50 @@ def test_echo_big(target):
             sender.join(timeout=T(20))
         expect_bytes(got, data, what="the echo of 1 MiB is not what was sent", tried=tried(target),
                      hint="read() and write() move what fits, not what you ask: loop on both (write_all)")
+
+
+@check("echoes 64 KiB byte for byte when the kernel cuts reads and writes short or interrupts them",
+       needs=["echo_line"])
+def test_echo_short_io(target, tmp_path):
+    # First every read asks for at most 7 bytes and every write moves at most 3; then, as
+    # well, every 4th call on a blocking socket fails with EINTR. All of it is allowed
+    # (read(2), write(2), signal(7)); one kind at a time, so the hint names the one that hurt.
+    data = bytes((i * 13 + i // 257) % 256 for i in range(64 << 10))
+    total = 0
+    for round, faults in enumerate(({"short_send": 3, "short_recv": 7},
+                                    {"short_send": 3, "short_recv": 7, "eintr": 4})):
+        log = tmp_path / f"faults-{round}"
+        with server(target, env=faults_env(log, **faults)) as s, LineClient(s.port, timeout=T(5)) as client:
+            got = echo_under_faults(target, client, data, log, "eintr" in faults)
+        expect_bytes(got, data, what="the echo under short reads and writes is not what was sent",
+                     tried=tried(target), hint="write back exactly the bytes each read() returned, "
+                     "all of them (write_all)")
+        total += len(read_faults(log))
+    note(f"64 KiB echoed twice through {total}+ short or interrupted calls")
+
+
+def echo_under_faults(target, client, data: bytes, log, with_eintr: bool) -> bytes:
+    sender = threading.Thread(target=client.sock.sendall, args=(data,), daemon=True)
+    sender.start()
+    try:
+        return client.read_exactly(len(data), what="the echo of 64 KiB")
+    except CheckFailed as failure:
+        faults = read_faults(log)
+        short = next((f for f in faults if f.kind == "short" and f.call in ("write", "send")), None)
+        if with_eintr and faults and faults[-1].kind == "eintr":   # it stopped right after one
+            hint = ("a read() or write() interrupted by a signal fails with EINTR having moved "
+                    "nothing: that is not the end of the connection, call it again")
+        elif short:
+            hint = (f"write() took {short.result} of {short.asked} bytes: write the rest too "
+                    "(write_all in common/io.h loops until all of it is written)")
+        else:
+            hint = "read() and write() move what fits, not what you ask: loop on both"
+        fail(failure.what, tried=tried(target) + "   (under the course's fault injector: short reads "
+             "and writes" + (", EINTR" if with_eintr else "") + "), 64 KiB sent",
+             expected="all 64 KiB back", seen=failure.seen,
+             details=[f"[fault injector] {f}" for f in faults[-3:]], hint=hint)
+    finally:
+        sender.join(timeout=T(10))
 
 
 @check("serves a second client after the first one leaves", needs=["echo_line"])

@@ -3,6 +3,15 @@ from . import Mutant
 
 
 MUTANTS = [
+    Mutant("eintr-ends-the-client", "echo_server.cc",
+           [("        if (n < 0 && errno == EINTR)\n            continue;      // a signal came before any byte: nothing is wrong\n", "")],
+           {"echo_short_io": "interrupted by a signal fails with EINTR"},
+           "takes a read() interrupted by a signal (EINTR) for a broken connection"),
+    Mutant("ignores-short-write", "echo_server.cc",
+           [("        if (!write_all(client, buffer, static_cast<size_t>(n)))\n",
+             "        if (write(client, buffer, static_cast<size_t>(n)) < 0)   // the count is ignored\n")],
+           {"echo_short_io": "write the rest too"},
+           "checks write() for an error but not for a short count"),
     Mutant("no-listen", "echo_server.cc",
            [("    if (listen(fd, SOMAXCONN) < 0)\n        die(\"listen\");\n", "")],
            {"refused_before_listen": "was not accepted", "handshake": "three-way handshake",

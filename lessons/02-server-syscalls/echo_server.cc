@@ -10,6 +10,7 @@
 #include "common/server.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <cstdio>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -47,7 +48,9 @@ static void echo(int client) {
     char buffer[4096];
     // TODO 2: read() returns what has arrived so far: keep reading and
     // writing back (all of it: write_all) until read() returns 0, the
-    // client's end of stream. A failed read or write ends this client only.
+    // client's end of stream. A read interrupted by a signal (errno EINTR)
+    // moved nothing: read again. Any other failed read or write ends this
+    // client only.
     ssize_t n = read(client, buffer, sizeof(buffer));
     if (n > 0)
         write(client, buffer, n);
