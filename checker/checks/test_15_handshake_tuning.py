@@ -262,7 +262,7 @@ ALL_SERVER = ["--defer-accept", "--cork", "--no-quickack"]
 ALL_CLIENT = ["--defer-accept", "--no-quickack"]
 
 
-@check("tshark: everything combined: the whole transaction in 6 packets, TCP's floor (default: 12)",
+@check("tshark: everything combined: the whole transaction in 6 packets (default: 12)",
        needs=["serves_page"])
 def test_all_tuned(target):
     default, dport, _ = transaction(target)
