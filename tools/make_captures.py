@@ -81,6 +81,9 @@ LESSON_15_CASES = [
      "httpd --nodelay: no Nagle, and still one segment per write(): two"),
     ("15-all-tuned", ["--defer-accept", "--cork", "--no-quickack"], ["--defer-accept", "--no-quickack"],
      "everything combined: the whole transaction in 6 packets (5 if the client sent its FIN with the request)"),
+    ("15-close-early", ["--defer-accept", "--cork", "--no-quickack"],
+     ["--defer-accept", "--no-quickack", "--close-early"],
+     "going further: the client corks its request and shuts its side down after it: 5 packets"),
 ]
 
 

@@ -281,3 +281,23 @@ def test_all_tuned(target):
                   "(--no-quickack, TODO 3), and the FIN on the corked reply (close while corked, TODO 2)")
     note(f"{len(got)} packets: {'  '.join(got)}")
     note(f"default: {len(default)} packets: {line(default, dport)}")
+
+
+@check("tshark: going further: http_get --close-early (a corked request, then shutdown(SHUT_WR)) "
+       "with everything else: 5 packets", needs=["all_tuned"])
+def test_close_early(target):
+    client = [*ALL_CLIENT, "--close-early"]
+    packets, port, _ = transaction(target, ALL_SERVER, client)
+    got = steps(packets, port)
+    want = reference_steps("15-close-early")
+    if got != want:
+        fail(f"the transaction with --close-early took {len(got)} packets, not {len(want)}",
+             tried=f"capture `tcp port {port}`: {tried_server(target, ALL_SERVER, port)}; "
+                   f"{tried_client(target, client, port)}",
+             expected=f"{len(want)} packets: {'  '.join(want)}",
+             seen=f"{len(got)} packets: {'  '.join(got)}",
+             details=show(packets, port, "15-close-early"),
+             hint="the client's FIN rides on the request only while the request is still corked "
+                  "when shutdown(SHUT_WR) sends it: TCP_CORK before the write, shutdown() after "
+                  "(http_get.cc, main)")
+    note(f"{len(got)} packets: {'  '.join(got)}")

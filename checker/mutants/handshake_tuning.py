@@ -4,6 +4,10 @@ from . import Mutant
 
 
 MUTANTS = [
+    Mutant("close-early-uncorked", "http_get.cc",
+           [('    if (options.close_early)\n        set_option(fd, TCP_CORK, 1, "setsockopt TCP_CORK");   // hold the request back...\n', "")],
+           {"close_early": "not 5"},
+           "shuts its side down after the request without corking it: the FIN leaves alone"),
     Mutant("client-options-after-connect", "http_get.cc",
            [("    return connect_tcp(host, port, shown, [&](int fd) { tune_before_connect(fd, options); });\n",
              "    int fd = connect_tcp(host, port, shown);\n"

@@ -31,7 +31,7 @@ def test_every_ladder_is_drawn_from_its_capture():
     files are made by `make captures`, never edited by hand."""
     from checker.checks.ladder import ladder, reference, without_late_acks, without_retransmissions
     names = sorted(p.stem for p in CAPTURES.glob("*.pcap"))
-    assert len(names) == 9, names
+    assert len(names) == 10, names
     for name in names:
         packets, port = reference(name)
         text = (CAPTURES / f"{name}.txt").read_text().splitlines()

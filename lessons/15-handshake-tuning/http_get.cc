@@ -1,6 +1,6 @@
 // http_get: an HTTP/1.0 client that can skip the handshake's last, empty ACK.
 //
-//   usage: http_get [--defer-accept] [--no-quickack] [--nodelay] HOST PORT PATH
+//   usage: http_get [--defer-accept] [--no-quickack] [--nodelay] [--close-early] HOST PORT PATH
 //
 // Connects to HOST:PORT, sends one `GET PATH` request in a single write, and
 // prints the body of the reply (everything after the blank line that ends the
@@ -8,13 +8,17 @@
 //
 // The switches tune the connection, and each must be set *before* connect():
 //
-//   --defer-accept   TCP_DEFER_ACCEPT=1 on the client socket: the kernel does
-//                    not send the ACK that completes the handshake; it waits
-//                    for our first data, and that segment carries the ACK.
+//   --defer-accept   TCP_DEFER_ACCEPT=1 on the client socket: the kernel holds
+//                    back the ACK that completes the handshake, waiting for our
+//                    first data to carry it (if none comes, the delayed-ACK
+//                    timer sends it alone).
 //   --no-quickack    TCP_QUICKACK=0: the socket starts in delayed-ACK mode, so
 //                    the handshake's ACK is delayed too, and rides on the request.
 //   --nodelay        TCP_NODELAY=1: no Nagle. Our request is one write, so it
 //                    changes nothing here; it is here to compare with the server.
+//   --close-early    (lesson 15's "Going further") cork the request and shut our
+//                    side down right after it: the FIN rides on the request, and
+//                    the whole transaction can take 5 packets.
 //
 // connect() is where the handshake happens: an option set after it returns
 // comes too late for the SYN-ACK it was meant to answer.
@@ -36,11 +40,11 @@ struct ClientOptions {
     bool defer_accept = false;
     bool no_quickack = false;
     bool nodelay = false;
+    bool close_early = false;
 };
 
-// setsockopt() at level IPPROTO_TCP, or die(what). For the TODOs: the starter
-// does not call it yet, hence [[maybe_unused]].
-[[maybe_unused]] static void set_option(int fd, int name, int value, const char* what) {
+// setsockopt() at level IPPROTO_TCP, or die(what).
+static void set_option(int fd, int name, int value, const char* what) {
     if (setsockopt(fd, IPPROTO_TCP, name, &value, sizeof(value)) < 0)
         die(what);
 }
@@ -79,7 +83,7 @@ static std::string read_reply(int fd) {
 }
 
 [[noreturn]] static void usage(const char* program) {
-    std::fprintf(stderr, "usage: %s [--defer-accept] [--no-quickack] [--nodelay] HOST PORT PATH\n",
+    std::fprintf(stderr, "usage: %s [--defer-accept] [--no-quickack] [--nodelay] [--close-early] HOST PORT PATH\n",
                  program);
     std::exit(2);
 }
@@ -95,6 +99,8 @@ int main(int argc, char** argv) {
             options.no_quickack = true;
         else if (std::strcmp(argv[i], "--nodelay") == 0)
             options.nodelay = true;
+        else if (std::strcmp(argv[i], "--close-early") == 0)
+            options.close_early = true;
         else if (argv[i][0] == '-' || count == 3)
             usage(argv[0]);
         else
@@ -109,8 +115,12 @@ int main(int argc, char** argv) {
     // The whole request in one write: one segment, which also carries the
     // handshake's ACK when the options above delayed it.
     std::string request = std::string("GET ") + path + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n";
+    if (options.close_early)
+        set_option(fd, TCP_CORK, 1, "setsockopt TCP_CORK");   // hold the request back...
     if (!write_all(fd, request.data(), request.size()))
         die("write");
+    if (options.close_early && shutdown(fd, SHUT_WR) < 0)     // ...until the FIN joins it
+        die("shutdown");
 
     std::string reply = read_reply(fd);
     close(fd);
