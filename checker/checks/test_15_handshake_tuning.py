@@ -262,42 +262,40 @@ ALL_SERVER = ["--defer-accept", "--cork", "--no-quickack"]
 ALL_CLIENT = ["--defer-accept", "--no-quickack"]
 
 
+def expect_whole_ladder(target, server_args, client_args, name: str, what: str, hint: str,
+                        details=()) -> list[str]:
+    """One transaction, captured, must draw the reference ladder captures/NAME; returns its steps."""
+    packets, port, _ = transaction(target, server_args, client_args)
+    got = steps(packets, port)
+    want = reference_steps(name)
+    if got != want:
+        fail(f"{what} took {len(got)} packets, not {len(want)}",
+             tried=f"capture `tcp port {port}`: {tried_server(target, server_args, port)}; "
+                   f"{tried_client(target, client_args, port)}",
+             expected=f"{len(want)} packets: {'  '.join(want)}",
+             seen=f"{len(got)} packets: {'  '.join(got)}",
+             details=show(packets, port, name) + list(details), hint=hint)
+    note(f"{len(got)} packets: {'  '.join(got)}")
+    return got
+
+
 @check("tshark: everything combined: the whole transaction in 6 packets (default: 12)",
        needs=["serves_page"])
 def test_all_tuned(target):
     default, dport, _ = transaction(target)
-    packets, port, _ = transaction(target, ALL_SERVER, ALL_CLIENT)
-    got = steps(packets, port)
-    want = reference_steps("15-all-tuned")
-    if got != want:
-        fail(f"the tuned transaction took {len(got)} packets, not {len(want)}",
-             tried=f"capture `tcp port {port}`: {tried_server(target, ALL_SERVER, port)}; "
-                   f"{tried_client(target, ALL_CLIENT, port)}",
-             expected=f"{len(want)} packets: {'  '.join(want)}",
-             seen=f"{len(got)} packets: {'  '.join(got)}",
-             details=show(packets, port, "15-all-tuned") + [f"default, for comparison: {len(default)} packets: "
-                                                            f"{line(default, dport)}"],
-             hint="the client's ACK rides on the request (TODO 1), the server's on the reply "
-                  "(--no-quickack, TODO 3), and the FIN on the corked reply (close while corked, TODO 2)")
-    note(f"{len(got)} packets: {'  '.join(got)}")
+    compared = f"default, for comparison: {len(default)} packets: {line(default, dport)}"
+    expect_whole_ladder(target, ALL_SERVER, ALL_CLIENT, "15-all-tuned", "the tuned transaction",
+                        "the client's ACK rides on the request (TODO 1), the server's on the reply "
+                        "(--no-quickack, TODO 3), and the FIN on the corked reply (close while "
+                        "corked, TODO 2)", details=[compared])
     note(f"default: {len(default)} packets: {line(default, dport)}")
 
 
 @check("tshark: going further: http_get --close-early (a corked request, then shutdown(SHUT_WR)) "
        "with everything else: 5 packets", needs=["all_tuned"])
 def test_close_early(target):
-    client = [*ALL_CLIENT, "--close-early"]
-    packets, port, _ = transaction(target, ALL_SERVER, client)
-    got = steps(packets, port)
-    want = reference_steps("15-close-early")
-    if got != want:
-        fail(f"the transaction with --close-early took {len(got)} packets, not {len(want)}",
-             tried=f"capture `tcp port {port}`: {tried_server(target, ALL_SERVER, port)}; "
-                   f"{tried_client(target, client, port)}",
-             expected=f"{len(want)} packets: {'  '.join(want)}",
-             seen=f"{len(got)} packets: {'  '.join(got)}",
-             details=show(packets, port, "15-close-early"),
-             hint="the client's FIN rides on the request only while the request is still corked "
-                  "when shutdown(SHUT_WR) sends it: TCP_CORK before the write, shutdown() after "
-                  "(http_get.cc, main)")
-    note(f"{len(got)} packets: {'  '.join(got)}")
+    expect_whole_ladder(target, ALL_SERVER, [*ALL_CLIENT, "--close-early"], "15-close-early",
+                        "the transaction with --close-early",
+                        "the client's FIN rides on the request only while the request is still "
+                        "corked when shutdown(SHUT_WR) sends it: TCP_CORK before the write, "
+                        "shutdown() after (http_get.cc, main)")
