@@ -61,6 +61,7 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
     """Sends request on client; fails unless the whole reply comes back, exactly. The hint
     follows what happened: the connection closed, nothing came, part of the reply came and
     then nothing, or other bytes came (line endings named only when they are the difference)."""
+    history = client.__dict__.setdefault("history", [])   # this connection's earlier exchanges
     client.send(request)
     try:
         got = wdb.read_reply(client)
@@ -84,12 +85,25 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
             why = line_ending_hint(partial, reply) or hint
         fail(f"{what or 'the reply'} never came whole: {failure.what}",
              tried=f"sent {show_bytes(request, 80)}", expected=show_bytes(reply, 80),
-             seen=seen, hint=why)
+             seen=seen, hint=why, details=conversation(history))
     if got != reply:
         fail(f"{what or 'the reply'} is not what the protocol says",
              tried=f"sent {show_bytes(request, 80)}",
              expected=show_bytes(reply, 80), seen=show_bytes(got, 80),
-             hint=line_ending_hint(got, reply) or hint)
+             hint=line_ending_hint(got, reply) or hint, details=conversation(history))
+    history.append((request, got))
+
+
+def conversation(history, last: int = 4) -> list[str]:
+    """The connection's earlier requests and their replies (the last few, abbreviated):
+    a wrong reply often comes from an earlier request, e.g. the set before a get."""
+    if not history:
+        return []
+    lines = [f"before it, on this connection ({len(history)} exchange{'s' if len(history) > 1 else ''}"
+             f"{f', the last {last}' if len(history) > last else ''}):"]
+    for request, reply in history[-last:]:
+        lines.append(f"  sent {show_bytes(request, 48)}  →  {show_bytes(reply, 40)}")
+    return lines
 
 
 def line_ending_hint(got: bytes | None, reply: bytes) -> str | None:
