@@ -19,6 +19,7 @@ import argparse
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -73,6 +74,14 @@ def bring_up_loopback():
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=T(30))
 
 
+def stop_on_sigterm():
+    """SIGTERM (a CI job's timeout, a closed terminal) ends the run the way Ctrl-C does:
+    every process the checker started is killed and every temporary directory removed."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def pytest_args(args) -> list[str]:
     common = ["-q", "--no-header", "--tb=no", "-rN", "-p", "no:cacheprovider",
               "-p", "checker.harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
@@ -122,6 +131,7 @@ def main():
                  "(Debian package python3-pytest)")
     enter_network_namespace()
     bring_up_loopback()
+    stop_on_sigterm()
     os.chdir(ROOT)
     (ROOT / "build").mkdir(exist_ok=True)
     env_path = os.environ.get("PYTHONPATH", "")
