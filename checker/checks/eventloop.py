@@ -26,7 +26,7 @@ FD_SETSIZE = 1024
        bug=("idle_burn", "an idle server keeps a core busy"))
 def test_idle_cpu(target, v):
     with server(target) as s, wdb.NeverClose(s), wdb.NeverClose(s), wdb.HalfRequest(s):
-        share = cpu_share(s.proc.pid, seconds=1.0)
+        share = procfs.cpu_share(s.proc.pid, seconds=1.0)
         doing = what_it_does(s.proc.pid)
     tried = "3 clients connected, served once, then silent; the server's CPU time over 1 s"
     if v.idle_burn:
@@ -233,11 +233,6 @@ def test_many_connections(target, v):
 
 # ---- measuring the server ------------------------------------------------------
 
-def cpu_share(pid: int, seconds: float) -> float:
-    """The share of one core pid used over `seconds` of wall time (a measurement window)."""
-    start, cpu = time.monotonic(), procfs.cpu_seconds(pid)
-    time.sleep(seconds)
-    return (procfs.cpu_seconds(pid) - cpu) / (time.monotonic() - start)
 
 
 def asan_env() -> dict:

@@ -11,6 +11,7 @@ deadlock.py's thread_states(), where the futex arithmetic is explained.
 """
 import os
 import resource
+import time
 from dataclasses import dataclass
 
 KIB = 1024
@@ -56,6 +57,14 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(pid: int, seconds: float) -> float:
+    """The share of one core the process used over `seconds` of wall time (a measurement
+    window, not a synchronisation)."""
+    start, cpu = time.monotonic(), cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - cpu) / (time.monotonic() - start)
 
 
 def open_fds(pid: int) -> list[str]:

@@ -13,7 +13,6 @@ once some clients leave, the waiting ones must be served.
 """
 import pathlib
 import socket
-import time
 
 import pytest
 
@@ -34,11 +33,6 @@ def binary(request) -> pathlib.Path:
     return ROOT / path
 
 
-def cpu_share(pid: int, seconds: float) -> float:
-    """The share of one core that pid used over `seconds` of wall time."""
-    start, cpu = time.monotonic(), procfs.cpu_seconds(pid)
-    time.sleep(seconds)   # (a measurement window, not a synchronisation)
-    return (procfs.cpu_seconds(pid) - cpu) / (time.monotonic() - start)
 
 
 def get_x(sock) -> bytes:
@@ -70,7 +64,7 @@ def test_out_of_descriptors_the_loop_sleeps(binary):
                               "the server is out of descriptors with clients waiting")
             assert full, (f"the server never ran out of descriptors: {procfs.fd_count(s.proc.pid)} "
                           f"open, {procfs.accept_queue(s.port)} clients waiting")
-            share = cpu_share(s.proc.pid, WINDOW)
+            share = procfs.cpu_share(s.proc.pid, WINDOW)
             waiting = procfs.accept_queue(s.port)
             assert share < MAX_SHARE, (
                 f"{binary.parent.name} used {share:.0%} of a core while out of descriptors "

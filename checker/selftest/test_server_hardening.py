@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from checker.harness import T, note, start_server, waiting
+from checker.harness import T, note, procfs, start_server, waiting
 from checker.harness.capture import Capture, capture_unavailable_reason
 from checker.harness.procs import spawn, kill_group
 
@@ -112,40 +112,10 @@ def idle_clients(port: int, count: int):
             sock.close()
 
 
-def threads(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def open_descriptors(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc/PID/stat (fields 14 and 15)."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
 def listeners(port: int) -> list[tuple[str, int]]:
-    """(address, accept-queue length) of each IPv4 socket listening on `port`, from
-    /proc/net/tcp (for a LISTEN socket, rx_queue is the number of connections waiting
-    to be accepted)."""
-    found = []
-    for row in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = row.split()
-        address, port_hex = fields[1].split(":")
-        if fields[3] == "0A" and int(port_hex, 16) == port:
-            # The address is a 32-bit word in the machine's byte order.
-            ip = socket.inet_ntoa(int(address, 16).to_bytes(4, sys.byteorder))
-            found.append((ip, int(fields[4].split(":")[1], 16)))
-    return found
+    """(address, accept-queue length) of each IPv4 socket listening on `port`."""
+    return [(s.local_address, s.rx_queue) for s in procfs.tcp_sockets(("tcp",))
+            if s.state == procfs.LISTEN and s.local_port == port]
 
 
 def big_text(n: int) -> bytes:
@@ -215,9 +185,9 @@ def test_hardening_httpd_serves_at_most_64_clients_at_once():
         with idle_clients(server.port, count):
             def settled():   # each client has its thread, or waits to be accepted
                 waiting = sum(queue for _, queue in listeners(server.port))
-                return threads(pid) - 1 + waiting >= count
+                return procfs.threads(pid) - 1 + waiting >= count
             wait_until(settled, T(10), f"course-httpd to take in {count} clients")
-            serving = threads(pid) - 1
+            serving = procfs.threads(pid) - 1
             assert serving <= MAX_CLIENTS, \
                 f"{serving} connection threads for {count} idle clients (want at most {MAX_CLIENTS})"
         started = time.monotonic()
@@ -241,7 +211,7 @@ def test_hardening_httpd_survives_idle_clients_under_a_200_MB_address_limit():
             except OSError:
                 pass
             status, _ = http_get(server.port, "/small", T(10))
-            peak = status_kib(server.proc.pid, "VmPeak") if server.alive() else None
+            peak = (procfs.status_bytes(server.proc.pid, "VmPeak") // 1024) if server.alive() else None
         assert server.alive() and status == 200, \
             f"with {connected} idle clients: course-httpd {exit_text(server)}, /small got {status}"
         note(f"50 idle clients and /small served; VmPeak {peak / 1024:.0f} MiB")
@@ -253,7 +223,7 @@ def test_hardening_httpd_refuses_a_client_when_no_thread_can_be_made():
     and the server goes on; with the limit lifted, it serves again."""
     with start_server(program(COURSE_HTTPD)) as server:
         pid = server.proc.pid
-        size = status_kib(pid, "VmSize") * 1024
+        size = procfs.status_bytes(pid, "VmSize")
         hard = resource.prlimit(pid, resource.RLIMIT_AS)[1]
         resource.prlimit(pid, resource.RLIMIT_AS, (size + 2 * MiB, hard))
         held, refused = 0, False
@@ -276,7 +246,7 @@ def test_hardening_httpd_refuses_a_client_when_no_thread_can_be_made():
                 if refused or not server.alive():
                     break
             alive_then = server.alive()
-            threads_then = threads(pid) - 1 if alive_then else 0
+            threads_then = procfs.threads(pid) - 1 if alive_then else 0
         assert alive_then and refused, \
             f"after {held} idle clients: course-httpd {exit_text(server)}, none refused"
         resource.prlimit(pid, resource.RLIMIT_AS, (hard, hard))
@@ -292,9 +262,9 @@ def test_hardening_httpd_writes_a_64_MiB_body_in_constant_memory():
         pid = server.proc.pid
         status, small = http_get(server.port, "/bytes/1000", T(10))
         assert status == 200 and small == big_text(1000)
-        before = status_kib(pid, "VmHWM")
+        before = (procfs.status_bytes(pid, "VmHWM") // 1024)
         status, body = http_get(server.port, f"/bytes/{64 * MiB}", T(60))
-        grown = (status_kib(pid, "VmHWM") - before) / 1024
+        grown = ((procfs.status_bytes(pid, "VmHWM") // 1024) - before) / 1024
         assert status == 200 and len(body) == 64 * MiB, (status, len(body))
         assert body == big_text(64 * MiB), "the 64 MiB body is not /big's text"
         assert grown < 8, f"serving a 64 MiB body grew the server's peak memory by {grown:.1f} MiB"
@@ -309,11 +279,11 @@ def test_hardening_httpd_out_of_descriptors_does_not_spin():
         pid = server.proc.pid
         with idle_clients(server.port, 40):
             # At its limit (31 or 32 open: the fixed server may have given up its reserve).
-            wait_until(lambda: open_descriptors(pid) >= 31, T(10), "course-httpd to use its 32 descriptors")
-            cpu, log, started = cpu_seconds(pid), len(server.stderr()), time.monotonic()
+            wait_until(lambda: procfs.fd_count(pid) >= 31, T(10), "course-httpd to use its 32 descriptors")
+            cpu, log, started = procfs.cpu_seconds(pid), len(server.stderr()), time.monotonic()
             time.sleep(1.0)   # the measuring window, not a synchronisation
             wall = time.monotonic() - started
-            cpu = cpu_seconds(pid) - cpu
+            cpu = procfs.cpu_seconds(pid) - cpu
             log = len(server.stderr()) - log
             assert server.alive(), exit_text(server)
             assert cpu < 0.1 * wall and log < 10_000, \
