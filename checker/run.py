@@ -87,7 +87,9 @@ def pytest_args(args) -> list[str]:
               "-p", "checker.harness.plugin", "-c", str(CHECKER / "pytest.ini"), "--rootdir", str(CHECKER)]
     if args.kind == "selftest":
         selected = ["-k", args.k] if args.k else []
-        return common + selected + [str(CHECKER / "selftest")]
+        # CI shows only the end of the output: name each failure again there, with its line.
+        at_the_end = ["-rfE", "--tb=line"]
+        return common + selected + at_the_end + [str(CHECKER / "selftest")]
     lesson = lesson_name(args.number)
     roots = {
         "lessons": ("lessons", "build/lessons", "your code"),

@@ -1,7 +1,9 @@
 """Known-bad programs (mutants) that prove each check can fail.
 
 A mutant is the reference solution with a few exact text replacements: the
-smallest change that brings back one classic bug. The self-tests build each
+smallest change that brings back one classic bug. A mutant marked `student`
+is more than that: a plausible wrong program of the kind a student writes
+(a loop, a function or a lock rewritten the wrong way), not a one-token change. The self-tests build each
 mutant, run the checks named in `caught_by` on it, and assert that each of
 them fails with a message containing the given words. A replacement that no
 longer matches the solution is an error, so mutants cannot silently rot.
@@ -29,6 +31,7 @@ class Mutant:
     lesson: str = field(default="")
     common: dict = field(default_factory=dict)   # {common file: replacements}: a
                                   # mutated copy is compiled into the program instead
+    student: bool = False         # written as a student would write it wrong
 
 
 def replaced(text: str, replacements, where: str) -> str:

@@ -95,6 +95,19 @@ def test_every_check_is_proven_able_to_fail(lesson):
     assert not missing, f"no mutant proves these checks of {lesson} can fail: {missing}"
 
 
+STUDENT_PROGRAMS_AT_LEAST = 40
+
+
+def test_enough_student_programs():
+    """Besides the one-token mutants, at least 40 plausible wrong programs, the kind a
+    student writes, over every lesson: the checker is measured by such programs."""
+    students = [m for m in MUTANTS if m.student]
+    without = [lesson for lesson in LESSONS if not any(m.lesson == lesson for m in students)]
+    assert len(students) >= STUDENT_PROGRAMS_AT_LEAST, (
+        f"{len(students)} student programs, want at least {STUDENT_PROGRAMS_AT_LEAST}")
+    assert not without, f"lessons with no student program among their mutants: {without}"
+
+
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_untouched_starter_fails(lesson, runs):
     results = runs[(lesson, "starter")]
