@@ -40,6 +40,7 @@ class Lesson:
     variants: tuple = ("plain",)
     mutants: str = ""            # checker/mutants/ module
     expect: dict = field(default_factory=dict)
+    points: dict = field(default_factory=dict)   # make grade: {check id: points}; others 1
 
     @property
     def name(self) -> str:

@@ -28,3 +28,11 @@ def check_info(item) -> dict:
         return info
     name = item.name.removeprefix("test_")
     return {"title": name.replace("_", " "), "needs": [], "id": name}
+
+
+def checks_of(lesson) -> list[tuple[str, str]]:
+    """[(id, title)] of a lesson's checks (a manifest.Lesson), in the order they run."""
+    import importlib
+    module = importlib.import_module(lesson.checks_module)
+    return [(f._nc_check["id"], f._nc_check["title"]) for f in vars(module).values()
+            if callable(f) and hasattr(f, "_nc_check")]

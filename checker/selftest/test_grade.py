@@ -1,0 +1,103 @@
+"""`make grade`: scores, the two report files, and a lesson that cannot finish.
+
+Graded here: lessons 01 and 02 (the quickest), from the solutions (full marks),
+from freshly generated starters (some points, not all), and with a lesson time
+limit too short to finish (that lesson scores 0, the run goes on).
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from checker import manifest
+from checker.harness import T
+from checker.harness.checks import checks_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LESSONS = ["01", "02"]
+
+# Gradescope's documented fields (gradescope-autograders.readthedocs.io, "Autograder Specifications").
+TOP_FIELDS = {"score", "execution_time", "output", "visibility", "stdout_visibility", "extra_data", "tests",
+              "leaderboard", "output_format", "test_output_format", "test_name_format"}
+TEST_FIELDS = {"score", "max_score", "status", "name", "name_format", "number", "output",
+               "output_format", "tags", "visibility", "extra_data"}
+VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+def grade(tmp_path, *args, env=None) -> tuple[subprocess.CompletedProcess, dict, ET.ElementTree]:
+    out = tmp_path / "grade"
+    proc = subprocess.run([sys.executable, "-m", "checker.grade", "--out", str(out), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=T(900),
+                          env={**os.environ, **(env or {})})
+    assert (out / "results.json").exists(), proc.stdout + proc.stderr
+    return proc, json.loads((out / "results.json").read_text()), ET.parse(out / "junit.xml")
+
+
+def assert_gradescope_format(results: dict):
+    assert set(results) <= TOP_FIELDS, f"fields Gradescope does not know: {set(results) - TOP_FIELDS}"
+    assert isinstance(results["score"], (int, float))
+    for test in results["tests"]:
+        assert set(test) <= TEST_FIELDS, f"fields Gradescope does not know: {set(test) - TEST_FIELDS}"
+        assert {"name", "score", "max_score", "output", "visibility", "number"} <= set(test)
+        assert 0 <= test["score"] <= test["max_score"]
+        assert test["visibility"] in VISIBILITIES
+        assert test["status"] in ("passed", "failed")
+    assert results["score"] == pytest.approx(sum(t["score"] for t in results["tests"]))
+
+
+def expected_checks() -> int:
+    return sum(len(checks_of(manifest.find(n))) for n in LESSONS)
+
+
+def test_solutions_get_full_marks(tmp_path):
+    proc, results, junit = grade(tmp_path, "--lessons", " ".join(LESSONS), "--submission", "solutions")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_gradescope_format(results)
+    assert len(results["tests"]) == expected_checks()
+    assert all(t["score"] == t["max_score"] for t in results["tests"]), proc.stdout
+    root = junit.getroot()
+    assert root.tag == "testsuites" and len(root.findall("testsuite")) == len(LESSONS)
+    assert len(root.findall(".//testcase")) == expected_checks()
+    assert not root.findall(".//failure")
+    assert "100%" in proc.stdout
+
+
+def test_starters_get_some_points_and_min_gates(tmp_path):
+    starters = tmp_path / "starters"
+    subprocess.run([sys.executable, "-m", "tools.make_starters", "--out", str(starters)], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL, timeout=T(120))
+    proc, results, junit = grade(tmp_path, "--lessons", "01-02", "--submission", str(starters), "--min", "90")
+    assert proc.returncode == 1 and "below MIN=90%" in proc.stdout, proc.stdout + proc.stderr
+    assert_gradescope_format(results)
+    assert 0 < results["score"] < sum(t["max_score"] for t in results["tests"]), proc.stdout
+    failures = junit.getroot().findall(".//failure")
+    assert failures and all(f.get("message") for f in failures)
+    failed = [t for t in results["tests"] if t["status"] == "failed"]
+    assert all(t["output"] for t in failed), "a failed check's output must say why"
+
+
+def test_a_lesson_that_cannot_finish_costs_only_its_points(tmp_path):
+    proc, results, _ = grade(tmp_path, "--lessons", "01 02", "--submission", "solutions",
+                             env={"NETCOURSE_GRADE_LESSON_TIMEOUT": "2"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "did not finish within 2 s" in proc.stdout
+    assert results["score"] == 0 and len(results["tests"]) == expected_checks()
+
+
+def test_a_missing_lesson_folder_scores_zero(tmp_path):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    proc, results, _ = grade(tmp_path, "--lessons", "01", "--submission", str(submission))
+    assert proc.returncode == 0 and "no folder lessons/01-raw-client/" in proc.stdout, proc.stdout
+    assert results["score"] == 0
+
+
+@pytest.mark.parametrize("spec", ["abc", "99", "01-xx"])
+def test_a_bad_lesson_list_is_named(spec, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "checker.grade", "--lessons", spec, "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=T(60))
+    assert proc.returncode != 0 and "[grade]" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
