@@ -34,7 +34,7 @@ $(BUILD)/course.mk: course.toml checker/manifest.py
 include $(BUILD)/course.mk
 
 .DEFAULT_GOAL := help
-.PHONY: help deps grade lesson-% solution-% watch-% hint-% progress starters check-drift tables captures \
+.PHONY: help deps grade trusted lesson-% solution-% watch-% hint-% progress starters check-drift tables captures \
         programs unit selftest test clang-build clean
 .SECONDARY:
 
@@ -161,10 +161,16 @@ progress:
 # make grade [LESSONS="01 03-05"] [MIN=80] [SUBMISSION=dir]: grade a class's code (docs/instructor.md).
 # LESSONS given on the command line is the grader's choice (course.mk's list otherwise);
 # MAKEFLAGS is emptied so that the makes the checker runs do not inherit it.
+# CHECKER=path grades this repository's lessons/ with the (pristine) course repository at path.
 GRADE_LESSONS := $(if $(filter command line,$(origin LESSONS)),$(LESSONS))
 grade: deps
-	@MAKEFLAGS= MAKEOVERRIDES= $(PYTHON) -m checker.grade --lessons "$(GRADE_LESSONS)" \
-	    $(if $(MIN),--min $(MIN)) $(if $(SUBMISSION),--submission "$(SUBMISSION)")
+	@$(if $(CHECKER),cd "$(CHECKER)" && )MAKEFLAGS= MAKEOVERRIDES= $(PYTHON) -m checker.grade \
+	    --lessons "$(GRADE_LESSONS)" --submission "$(abspath $(or $(SUBMISSION),lessons))" $(if $(MIN),--min $(MIN))
+
+# After changing anything under checker/, common/, tools/ (or course.toml, the Makefile):
+# the list make grade compares the checker with.
+trusted:
+	@$(PYTHON) -m checker.trust write
 
 starters:
 	@$(PYTHON) -m tools.make_starters $(if $(FORCE),--force)
@@ -172,6 +178,7 @@ starters:
 check-drift:
 	@$(PYTHON) -m tools.make_starters --check
 	@$(PYTHON) -m checker.manifest tables --check
+	@$(PYTHON) -m checker.trust check || { echo "[trust] grading/trusted.sha256 is stale: run make trusted" >&2; exit 1; }
 
 tables:
 	@$(PYTHON) -m checker.manifest tables --write

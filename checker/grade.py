@@ -28,7 +28,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from checker import manifest
+from checker import manifest, trust
 from checker.harness.checks import checks_of
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -241,6 +241,17 @@ def junit_xml(grades: list[LessonGrade]) -> ET.ElementTree:
     return ET.ElementTree(suites)
 
 
+def refuse_a_modified_checker():
+    problems = trust.differences()
+    if problems:
+        print("[grade] checker modified: grading refused", file=sys.stderr)
+        for line in problems[:10]:
+            print(f"        {line}", file=sys.stderr)
+        print("        (grade with the course's own copy: make grade CHECKER=path/to/netcourse; "
+              "a course developer who changed the checker runs `make trusted`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python3 -m checker.grade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,6 +262,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(OUT), help="where results.json and junit.xml go")
     args = parser.parse_args()
     lessons = selected_lessons(args.lessons)
+    refuse_a_modified_checker()
     submission = pathlib.Path(args.submission).resolve()
     if not submission.is_dir():
         raise SystemExit(f"[grade] no submission folder {submission}")

@@ -101,3 +101,38 @@ def test_a_bad_lesson_list_is_named(spec, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "checker.grade", "--lessons", spec, "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=T(60))
     assert proc.returncode != 0 and "[grade]" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def copy_of_the_course(destination: pathlib.Path):
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=T(60))
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout: cannot list the course's files")
+    for name in tracked.stdout.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            (destination / name).write_bytes((ROOT / name).read_bytes())
+
+
+@pytest.mark.parametrize("change", ["one line of a check", "a conftest.py added"])
+def test_a_modified_checker_is_refused(change, tmp_path):
+    course = tmp_path / "course"
+    copy_of_the_course(course)
+    if change == "one line of a check":
+        check = course / "checker" / "checks" / "test_01_raw_client.py"
+        check.write_text(check.read_text() + "\n# every check passes now\n")
+        named = "checker/checks/test_01_raw_client.py: modified"
+    else:
+        (course / "checker" / "conftest.py").write_text("def pytest_runtest_call(item): pass\n")
+        named = "checker/conftest.py: not part of the course's checker"
+    proc = subprocess.run([sys.executable, "-m", "checker.grade", "--lessons", "01", "--out", str(tmp_path / "out")],
+                          cwd=course, capture_output=True, text=True, timeout=T(120))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "checker modified: grading refused" in proc.stderr and named in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_the_course_as_committed_is_trusted(tmp_path):
+    copy_of_the_course(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "checker.trust", "check"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=T(60))
+    assert proc.returncode == 0, proc.stderr
