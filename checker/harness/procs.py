@@ -3,15 +3,21 @@
 Every process the checker starts gets its own process group and dies with
 the checker (PR_SET_PDEATHSIG), so nothing is left running after a pass, a
 failure, a timeout or a Ctrl-C: kill_all() SIGKILLs every group at exit.
+
+A program can leave its group (setsid) and its parent (a double fork). So each
+one also carries a mark in its environment, NETCOURSE_OWNER, which its children
+inherit, and killing it kills every process that carries its mark; the checker is
+the child subreaper, so orphans come back to it to be reaped. What a program prints
+is kept bounded (its first bytes and its last), read in one pass.
 """
 import ctypes
+import itertools
 import os
 import re
 import selectors
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +29,13 @@ from .waiting import Deadline
 _live: set[subprocess.Popen] = set()
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+OWNER = "NETCOURSE_OWNER"
+_spawned = itertools.count(1)
+
+# Orphans of the programs under test (a double fork) are reparented to the checker,
+# not to init, so that they can be found and reaped.
+_libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def _die_with_parent():
@@ -31,12 +44,31 @@ def _die_with_parent():
 
 
 def spawn(argv, **kwargs) -> subprocess.Popen:
-    """Popen in a new process group, registered for cleanup."""
+    """Popen in a new process group, marked (NETCOURSE_OWNER) and registered for cleanup."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
+    mark = f"{os.getpid()}.{next(_spawned)}"
+    kwargs["env"] = {**(os.environ if kwargs.get("env") is None else kwargs["env"]), OWNER: mark}
     proc = subprocess.Popen([str(a) for a in argv], start_new_session=True,
                             preexec_fn=_die_with_parent, **kwargs)
+    proc._nc_mark = mark
     _live.add(proc)
     return proc
+
+
+def marked(mark: str) -> list[int]:
+    """The processes that carry this mark in their environment (a program and every
+    descendant of it that kept its environment, however it forked)."""
+    needle = f"\0{OWNER}={mark}\0".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as f:
+                    if needle in b"\0" + f.read() + b"\0":
+                        found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
@@ -45,6 +77,7 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
     except (ProcessLookupError, PermissionError):
         pass
     if sig == signal.SIGKILL:
+        _kill_marked(proc)
         try:
             proc.wait(timeout=T(5))
         except subprocess.TimeoutExpired:
@@ -52,10 +85,83 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
         _live.discard(proc)
 
 
+def _kill_marked(proc: subprocess.Popen):
+    """SIGKILLs whatever the program left behind outside its group, and reaps those the
+    checker adopted (as their subreaper)."""
+    mark = getattr(proc, "_nc_mark", None)
+    if mark is None:
+        return
+    for _ in range(3):   # a fork bomb may fork again between the scan and the kill
+        pids = [pid for pid in marked(mark) if pid != proc.pid]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in pids:
+            if _parent_of(pid) == os.getpid():   # adopted: nobody else will reap it
+                try:
+                    os.waitpid(pid, 0)             # prompt: it was SIGKILLed
+                except ChildProcessError:
+                    pass
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def kill_all():
     """SIGKILL every process group the checker started and has not reaped."""
     for proc in list(_live):
         kill_group(proc)
+
+
+STDOUT_LIMIT = 32 << 20   # a check compares stdout byte for byte: lesson 01's 4 MiB page fits
+STDERR_LIMIT = 1 << 20
+TAIL = 256 << 10          # and the last bytes, where a crash report or a last error is
+
+
+class Output:
+    """What a program printed on one stream: its first `limit` bytes and its last TAIL
+    bytes, with the total count. Memory stays bounded whatever it prints, and each
+    byte is handled once."""
+
+    def __init__(self, limit: int, initial: bytes = b""):
+        self.limit, self.total = limit, 0
+        self._head, self._tail = bytearray(), bytearray()
+        self.add(initial)
+
+    def add(self, chunk: bytes):
+        self.total += len(chunk)
+        room = self.limit - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._tail += chunk
+            if len(self._tail) > 2 * TAIL:
+                del self._tail[:-TAIL]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    def bytes(self) -> bytes:
+        if not self.truncated:
+            return bytes(self._head)
+        tail = bytes(self._tail[-TAIL:])
+        dropped = self.total - len(self._head) - len(tail)
+        return bytes(self._head) + (f"\n[… {dropped} bytes not kept …]\n".encode() if dropped else b"") + tail
+
+    def limit_text(self, stream: str) -> str:
+        return (f"printed more than {self.limit >> 20} MiB on {stream} ({self.total:,} bytes in all): "
+                f"shown truncated")
 
 
 @dataclass
@@ -66,14 +172,19 @@ class RunResult:
     stderr: bytes
     timed_out: bool
     seconds: float
+    limits: tuple = ()       # the output limits it reached, in words
 
     @property
     def command(self) -> str:
         return " ".join(str(a) for a in self.argv)
 
     def exit_description(self) -> str:
+        text = self._how_it_ended()
+        return f"{text}; it {' and '.join(self.limits)}" if self.limits else text
+
+    def _how_it_ended(self) -> str:
         if self.timed_out:
-            return f"still running after {self.seconds:.1f}s, so the checker killed it"
+            return f"still running after {self.seconds:.1f}s, so the checker killed it with all its children"
         if self.returncode is not None and self.returncode < 0:
             name = signal.Signals(-self.returncode).name
             why = {"SIGSEGV": " (a crash: bad memory access)",
@@ -89,27 +200,75 @@ class RunResult:
 def program_lines(data: bytes, limit=12, label="your program") -> list[str]:
     """The program's own output, marked so it is never mistaken for the checker's."""
     rows = data.decode(errors="replace").splitlines()
-    shown = [f"[{label}] {row}" for row in rows[:limit]]
+    shown = [f"[{label}] {row[:500]}" for row in rows[:limit]]
     if len(rows) > limit:
         shown.append(f"[{label}] … ({len(rows) - limit} more lines)")
     return shown
 
 
 def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None) -> RunResult:
-    """Runs argv to completion (or kills its group after `timeout` seconds)."""
+    """Runs argv to completion (or kills it and all its descendants after `timeout` seconds).
+    Its output is kept bounded (Output); once it has exited, a descendant that holds its
+    output open is not waited for."""
     start = time.monotonic()
     proc = spawn(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
-    try:
-        out, err = proc.communicate(input=input, timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        out, err = proc.communicate()
-        timed_out = True
-    kill_group(proc)   # reaps any child it left behind in its group
-    return RunResult(list(argv), None if timed_out else proc.returncode, out, err, timed_out,
-                     time.monotonic() - start)
+    out, err = Output(STDOUT_LIMIT), Output(STDERR_LIMIT)
+    finished = _collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
+                        input, Deadline(timeout))
+    kill_group(proc)   # whatever it left behind, in its group or not
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    limits = tuple(o.limit_text(name) for o, name in ((out, "stdout"), (err, "stderr")) if o.truncated)
+    return RunResult(list(argv), proc.returncode if finished else None, out.bytes(), err.bytes(),
+                     not finished, time.monotonic() - start, limits)
+
+
+AFTER_EXIT = 1.0   # how long a program's output is still read once it has exited
+
+
+def _collect(proc, outputs: dict, input: bytes | None, deadline: Deadline) -> bool:
+    """Feeds input to proc and reads its outputs until it has exited and its pipes are closed
+    (True), or until the deadline (False). Pipes a descendant keeps open are read for
+    AFTER_EXIT more seconds after the program exits, no longer."""
+    pending = memoryview(input or b"")
+    with selectors.DefaultSelector() as sel:
+        for fd in outputs:
+            sel.register(fd, selectors.EVENT_READ)
+        if input is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
+        exited_at = None
+        while sel.get_map():
+            if exited_at is None and proc.poll() is not None:
+                exited_at = time.monotonic()
+            left = deadline.left() if exited_at is None else exited_at + AFTER_EXIT - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in sel.select(min(left, 0.5)):
+                if key.fd in outputs:
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        outputs[key.fd].add(chunk)
+                    else:
+                        sel.unregister(key.fd)
+                    continue
+                try:
+                    pending = pending[os.write(key.fd, pending):]
+                except BlockingIOError:
+                    continue
+                except BrokenPipeError:
+                    pending = pending[:0]   # it stopped reading: the rest is dropped
+                if not pending:
+                    sel.unregister(key.fd)
+                    proc.stdin.close()
+    if exited_at is None:
+        try:
+            proc.wait(timeout=max(0.0, deadline.left()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
 
 
 # ---- ports ------------------------------------------------------------------
@@ -145,19 +304,39 @@ PORT_LINE = re.compile(rb"^port (\d{1,5})\n$")
 class Server:
     """A server started with -p PORT that announced `port N` on its first stdout line."""
 
-    def __init__(self, proc, argv, stderr_file):
-        self.proc, self.argv, self._stderr_file = proc, argv, stderr_file
+    def __init__(self, proc, argv):
+        self.proc, self.argv = proc, argv
         self.port: int | None = None
-        self.stdout = b""
+        self.out = Output(STDOUT_LIMIT)
+        self.err = Output(STDERR_LIMIT)
         self.exit_code: int | None = None
+        self._drains: list[threading.Thread] = []
+
+    @property
+    def stdout(self) -> bytes:
+        self._caught_up()
+        return self.out.bytes()
+
+    def _caught_up(self):
+        """Once the server has exited, what it printed is read to the end before it is shown."""
+        if self.proc.poll() is not None:
+            for thread in self._drains:
+                thread.join(timeout=AFTER_EXIT)
 
     @property
     def command(self) -> str:
         return " ".join(str(a) for a in self.argv)
 
     def stderr(self) -> bytes:
-        self._stderr_file.seek(0)
-        return self._stderr_file.read()
+        """What it printed on stderr so far (bounded: Output)."""
+        self._caught_up()
+        return self.err.bytes()
+
+    def drain(self, stream, output: Output):
+        """Keeps reading stream into output, so that the server never blocks on a full pipe."""
+        thread = threading.Thread(target=_drain, args=(stream, output), daemon=True)
+        thread.start()
+        self._drains.append(thread)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -181,7 +360,10 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop(signal.SIGKILL)
-        self._stderr_file.close()
+        self._caught_up()   # (a descendant holding a pipe open is not waited for: killed by stop)
+        if not any(thread.is_alive() for thread in self._drains):
+            for stream in (self.proc.stdout, self.proc.stderr):
+                stream.close()
 
 
 def start_server(binary, args=(), port: int = 0, wrapper=(), timeout: float | None = None,
@@ -193,9 +375,9 @@ def start_server(binary, args=(), port: int = 0, wrapper=(), timeout: float | No
     (default: the checker's own)."""
     timeout = T(5) if timeout is None else timeout
     argv = [*wrapper, str(binary), "-p", str(port), *map(str, args)]
-    stderr_file = tempfile.TemporaryFile()
-    proc = spawn(argv, stdout=subprocess.PIPE, stderr=stderr_file, env=env)
-    server = Server(proc, argv, stderr_file)
+    proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    server = Server(proc, argv)
+    server.drain(proc.stderr, server.err)
     line = _read_first_line(proc, timeout)
     tried = " ".join(argv[len(wrapper):])
 
@@ -208,7 +390,8 @@ def start_server(binary, args=(), port: int = 0, wrapper=(), timeout: float | No
     match = PORT_LINE.match(line or b"")
     if match and (port == 0 or int(match.group(1)) == port):
         server.port = int(match.group(1))
-        threading.Thread(target=_drain, args=(server,), daemon=True).start()
+        server.out.add(getattr(proc, "_nc_rest", b""))
+        server.drain(proc.stdout, server.out)
         return server
     if line is None:
         give_up(f"your server printed nothing within {timeout:.0f}s", "(no output)",
@@ -249,11 +432,9 @@ def _read_first_line(proc, timeout) -> bytes | None:
     return first + b"\n"
 
 
-def _drain(server: Server):
-    """Keeps reading the server's stdout so that it never blocks on a full pipe."""
-    server.stdout = getattr(server.proc, "_nc_rest", b"")
+def _drain(stream, output: Output):
     try:
-        while chunk := os.read(server.proc.stdout.fileno(), 65536):
-            server.stdout += chunk
-    except OSError:
-        pass
+        while chunk := os.read(stream.fileno(), 65536):
+            output.add(chunk)
+    except (OSError, ValueError):
+        pass   # closed under it: the server is being stopped
