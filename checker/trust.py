@@ -20,6 +20,7 @@ LIST = ROOT / "grading" / "trusted.sha256"
 TREES = ("checker", "common", "tools", ".ci")
 FILES = ("course.toml", "Makefile")
 SKIPPED = ("__pycache__", ".pytest_cache")
+NOT_GRADING = ("checker/selftest/",)    # the checker's own tests: never run by make grade
 
 
 def graded_files(root: pathlib.Path = ROOT) -> list[str]:
@@ -28,7 +29,7 @@ def graded_files(root: pathlib.Path = ROOT) -> list[str]:
         for path in sorted((root / tree).rglob("*")):
             relative = path.relative_to(root)
             if path.is_file() and not any(part in SKIPPED for part in relative.parts) \
-                    and path.suffix != ".pyc":
+                    and path.suffix != ".pyc" and not str(relative).startswith(NOT_GRADING):
                 found.append(str(relative))
     return sorted(found)
 

@@ -136,3 +136,35 @@ def test_the_course_as_committed_is_trusted(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "checker.trust", "check"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=T(60))
     assert proc.returncode == 0, proc.stderr
+
+
+RUN_AUTOGRADER = ROOT / "grading" / "gradescope" / "run_autograder"
+
+
+@pytest.mark.parametrize("layout", ["lesson folders", "a whole repository"])
+def test_gradescope_run_autograder(layout, tmp_path):
+    """run_autograder in a directory laid out like Gradescope's /autograder: the solutions
+    submitted as bare lesson folders get full marks; the starters, as a repository with
+    lessons/, get some."""
+    submission, results = tmp_path / "submission", tmp_path / "results"
+    if layout == "lesson folders":
+        source, full = ROOT / "solutions", True
+        lessons = submission
+    else:
+        source, full = tmp_path / "starters", False
+        subprocess.run([sys.executable, "-m", "tools.make_starters", "--out", str(source)], cwd=ROOT,
+                       check=True, stdout=subprocess.DEVNULL, timeout=T(120))
+        lessons = submission / "lessons"
+    lessons.mkdir(parents=True)
+    import shutil
+    shutil.copytree(source / "01-raw-client", lessons / "01-raw-client")
+    env = {**os.environ, "NETCOURSE_SOURCE": str(ROOT), "NETCOURSE_SUBMISSION": str(submission),
+           "NETCOURSE_RESULTS": str(results), "LESSONS": "01"}
+    proc = subprocess.run([str(RUN_AUTOGRADER)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=T(600))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    graded = json.loads((results / "results.json").read_text())
+    assert_gradescope_format(graded)
+    most = sum(t["max_score"] for t in graded["tests"])
+    assert len(graded["tests"]) == len(checks_of(manifest.find("01")))
+    assert (graded["score"] == most) if full else (0 < graded["score"] < most), proc.stdout
