@@ -6,6 +6,7 @@ kills every process the checker started when the run ends (however it
 ends), and writes the results as JSON for `make progress` and the self-tests.
 """
 import json
+import os
 import time
 import traceback
 
@@ -109,6 +110,10 @@ def pytest_collection_finish(session):
         src = session.config.getoption("--nc-src-root")
         report.line(f"[checker] {title}")
         report.line(f"[checker] checking {label} in {src}/{lesson}/")
+        netns = os.environ.get("NETCOURSE_NETNS", "")
+        if netns.startswith("none"):
+            report.line(f"[checker] no private network namespace here ({netns[len('none: '):]}): "
+                        "the checks use this machine's own loopback")
 
 
 def pytest_runtest_setup(item):
