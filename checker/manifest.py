@@ -41,6 +41,7 @@ class Lesson:
     mutants: str = ""            # checker/mutants/ module
     expect: dict = field(default_factory=dict)
     points: dict = field(default_factory=dict)   # make grade: {check id: points}; others 1
+    limits: dict = field(default_factory=dict)   # the sandbox's limits (harness/sandbox.py)
 
     @property
     def name(self) -> str:

@@ -19,6 +19,7 @@ import time
 
 from checker.harness import (Deadline, T, cannot_check, check, fail, note, procfs, run, spawn, start_server,
                              wait_until)
+from checker.harness import sandbox
 from checker.harness.procs import kill_group, program_lines
 from checker.harness.target import ROOT, make
 
@@ -427,7 +428,7 @@ def test_server_dies(target):
         base = proc_status(s.proc.pid)
         # Room for `stacks` more stacks (each 8 MiB and a 4 KiB guard page), and not one more.
         room = int((base["size"] * 1024 + (stacks + 0.5) * (stack_kib + 4)) * 1024)
-        resource.prlimit(s.proc.pid, resource.RLIMIT_AS, (room, room))
+        sandbox.prlimit(s.proc.pid, resource.RLIMIT_AS, (room, room))
         argv = program_argv(target, s, "60")
         os.kill(s.proc.pid, signal.SIGSTOP)
         try:

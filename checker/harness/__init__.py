@@ -31,6 +31,6 @@ from .tsan import (tsan_env, parse_reports, read_reports, is_mapping_failure, st
                    run_tsan, TsanReport)
 from .deadlock import diagnose_hang, thread_states
 from .waiting import wait_until, Deadline
-from . import procfs
+from . import procfs, sandbox
 
 __all__ = [name for name in dir() if not name.startswith("_")]

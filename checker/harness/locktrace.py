@@ -20,6 +20,7 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from . import sandbox
 from .target import tool
 
 LIBRARY_NAME = "liblocktrace.so"
@@ -67,6 +68,7 @@ def locktrace_env(path, base: dict | None = None) -> dict:
     several runs may share it; LockTrace reads what each adds."""
     env = dict(os.environ if base is None else base)
     env["LD_PRELOAD"] = str(library())
+    sandbox.give(pathlib.Path(path).resolve().parent)
     env["LOCKTRACE_FILE"] = str(pathlib.Path(path).resolve())
     return env
 
@@ -74,6 +76,7 @@ def locktrace_env(path, base: dict | None = None) -> dict:
 def locktrace_wrapper(path) -> tuple[str, ...]:
     """The same as a command prefix, `env LD_PRELOAD=… LOCKTRACE_FILE=…`, for a
     wrapper= argument, or to show a student the command to run by hand."""
+    sandbox.give(pathlib.Path(path).resolve().parent)
     return ("env", f"LD_PRELOAD={library()}", f"LOCKTRACE_FILE={pathlib.Path(path).resolve()}")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from checker import manifest
 
-from . import procs
+from . import procs, sandbox
 from .checks import check_info
 from .report import CannotCheck, CheckFailed, HeldBack, take_notes
 from .target import Target
@@ -74,6 +74,9 @@ def pytest_configure(config):
     _config = config
     config._nc_report = Report(config)
     config._nc_planned = 0
+    lesson = manifest.find(config.getoption("--nc-lesson") or "")
+    if lesson is not None:
+        sandbox.configure(lesson.limits)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -110,6 +113,8 @@ def pytest_collection_finish(session):
         src = session.config.getoption("--nc-src-root")
         report.line(f"[checker] {title}")
         report.line(f"[checker] checking {label} in {src}/{lesson}/")
+        if sandbox.active():
+            report.line(f"[checker] {sandbox.describe()}")
         netns = os.environ.get("NETCOURSE_NETNS", "")
         if netns.startswith("none"):
             report.line(f"[checker] no private network namespace here ({netns[len('none: '):]}): "
@@ -206,6 +211,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # Lessons whose program is wrong on purpose count checks that find the bug as passing.
     verb = "as expected" if any("(expected:" in r["title"] for r in results) else "pass"
     report.line(f"[checker] {passed} of {len(results)} checks {verb} · {state}")
+
+
+def pytest_runtest_teardown(item):
+    # Between checks no program under test runs: whatever does was left behind.
+    left = sandbox.sweep()
+    if left:
+        item.config._nc_report.line(f"{INDENT}(left behind by the programs: {'; '.join(left[:3])})")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -98,6 +98,47 @@ def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
+def parent(pid: int) -> int | None:
+    """The parent's pid (/proc/PID/stat's 4th field); None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ---- every process -------------------------------------------------------------------
+
+def pids() -> list[int]:
+    return [int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit()]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Every process whose real uid is `uid` (zombies included)."""
+    found = []
+    for pid in pids():
+        try:
+            if int(status(pid)["Uid"].split()[0]) == uid:
+                found.append(pid)
+        except (OSError, KeyError, ValueError, IndexError):
+            pass
+    return found
+
+
+def with_environment(variable: str) -> list[int]:
+    """Every process whose environment holds `variable` ("NAME=value") exactly."""
+    needle = b"\0" + variable.encode() + b"\0"
+    found = []
+    for pid in pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in b"\0" + f.read() + b"\0":
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 # ---- TCP sockets, as the kernel shows them -----------------------------------------
 
 LISTEN = "0A"   # the st column of /proc/net/tcp (include/net/tcp_states.h: TCP_LISTEN = 10)

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import procfs, sandbox
 from .report import CheckFailed
 from .timeouts import T
 from .waiting import Deadline
@@ -44,12 +45,18 @@ def _die_with_parent():
 
 
 def spawn(argv, **kwargs) -> subprocess.Popen:
-    """Popen in a new process group, marked (NETCOURSE_OWNER) and registered for cleanup."""
+    """Popen in a new process group, marked (NETCOURSE_OWNER) and registered for cleanup;
+    a program under test runs in the sandbox (sandbox.wrap)."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
     mark = f"{os.getpid()}.{next(_spawned)}"
     kwargs["env"] = {**(os.environ if kwargs.get("env") is None else kwargs["env"]), OWNER: mark}
-    proc = subprocess.Popen([str(a) for a in argv], start_new_session=True,
-                            preexec_fn=_die_with_parent, **kwargs)
+    argv, set_limits = sandbox.prepare([str(a) for a in argv])
+
+    def in_the_child():
+        _die_with_parent()
+        if set_limits:
+            set_limits()
+    proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=in_the_child, **kwargs)
     proc._nc_mark = mark
     _live.add(proc)
     return proc
@@ -58,17 +65,7 @@ def spawn(argv, **kwargs) -> subprocess.Popen:
 def marked(mark: str) -> list[int]:
     """The processes that carry this mark in their environment (a program and every
     descendant of it that kept its environment, however it forked)."""
-    needle = f"\0{OWNER}={mark}\0".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as f:
-                    if needle in b"\0" + f.read() + b"\0":
-                        found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
+    return procfs.with_environment(f"{OWNER}={mark}")
 
 
 def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
@@ -101,25 +98,19 @@ def _kill_marked(proc: subprocess.Popen):
             except (ProcessLookupError, PermissionError):
                 pass
         for pid in pids:
-            if _parent_of(pid) == os.getpid():   # adopted: nobody else will reap it
+            if procfs.parent(pid) == os.getpid():   # adopted: nobody else will reap it
                 try:
                     os.waitpid(pid, 0)             # prompt: it was SIGKILLed
                 except ChildProcessError:
                     pass
 
 
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def kill_all():
-    """SIGKILL every process group the checker started and has not reaped."""
+def kill_all() -> list[str]:
+    """SIGKILL every process group the checker started and has not reaped, and whatever
+    runs as the sandbox's user; returns what was left behind, in words."""
     for proc in list(_live):
         kill_group(proc)
+    return sandbox.sweep()
 
 
 STDOUT_LIMIT = 32 << 20   # a check compares stdout byte for byte: lesson 01's 4 MiB page fits
@@ -221,6 +212,9 @@ def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None) ->
         if stream is not None:
             stream.close()
     limits = tuple(o.limit_text(name) for o, name in ((out, "stdout"), (err, "stderr")) if o.truncated)
+    if proc.returncode == -signal.SIGKILL and finished and sandbox.cgroups.memory_used_up():
+        limits += (f"reached the memory limit ({sandbox.limits['memory_mib']} MiB for the checker's "
+                   "programs together): killed by the kernel",)
     return RunResult(list(argv), proc.returncode if finished else None, out.bytes(), err.bytes(),
                      not finished, time.monotonic() - start, limits)
 

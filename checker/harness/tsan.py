@@ -20,7 +20,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
-from . import procfs
+from . import procfs, sandbox
 from .procs import RunResult, Server, run, start_server
 from .report import CannotCheck, CheckFailed
 
@@ -53,7 +53,7 @@ def tsan_env(log_dir, base: dict | None = None) -> dict:
     """os.environ (or `base`) plus TSAN_OPTIONS for the checker: reports go to
     LOG_DIR/tsan.PID. Options the user already set in TSAN_OPTIONS come last, so they win."""
     env = dict(os.environ if base is None else base)
-    ours = {**TSAN_OPTIONS, "log_path": str(pathlib.Path(log_dir) / "tsan")}
+    ours = {**TSAN_OPTIONS, "log_path": str(sandbox.give(log_dir) / "tsan")}
     options = ":".join(f"{k}={_quote(v)}" for k, v in ours.items())
     if env.get("TSAN_OPTIONS", "").strip():
         options += ":" + env["TSAN_OPTIONS"].strip()

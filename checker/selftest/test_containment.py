@@ -4,10 +4,15 @@ reported in words, and nothing of it keeps running.
 The programs are small shell commands standing for student code that floods its
 output, escapes its process group, or keeps its output open after it exits.
 """
+import pathlib
 import resource
 import time
 
-from checker.harness import T, procs, start_server
+import pytest
+
+from checker.harness import T, note, procs, sandbox, start_server
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def still_running(mark: str) -> list[int]:
@@ -94,3 +99,82 @@ def test_input_is_fed_to_a_program_that_stops_reading():
     assert result.stdout == b"read\n"
     big = procs.run(["sh", "-c", "head -c 10 >/dev/null; echo read"], timeout=T(30), input=b"x" * (8 << 20))
     assert big.returncode == 0 and big.stdout == b"read\n"
+
+
+# ---- the sandbox (as root) ------------------------------------------------------
+
+PROBES = ROOT / "build" / "mutants" / "sandbox-probes"
+
+
+def probe(name: str, script: str) -> pathlib.Path:
+    """A "program under test": a script where the checker looks for student programs."""
+    PROBES.mkdir(parents=True, exist_ok=True)
+    path = PROBES / name
+    path.write_text(script)
+    path.chmod(0o755)
+    return path
+
+
+needs_root = pytest.mark.skipif(not sandbox.active(), reason="the sandbox needs root (setpriv, prlimit)")
+
+
+@needs_root
+def test_student_code_is_never_root():
+    result = procs.run([probe("whoami", "#!/bin/sh\nid -u\ngrep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status\n")],
+                       timeout=T(10))
+    text = result.stdout.decode()
+    note(f"inside: uid {text.split()[0]}; " + "; ".join(text.strip().splitlines()[1:]))
+    assert text.split()[0] == str(sandbox.SANDBOX_UID)
+    assert "CapEff:\t0000000000000000" in text and "CapBnd:\t0000000000000000" in text
+    assert "NoNewPrivs:\t1" in text
+
+
+@needs_root
+def test_a_fork_bomb_is_contained():
+    start = time.monotonic()
+    result = procs.run([probe("forkbomb", "#!/bin/sh\nbomb() { bomb | bomb & }\nbomb\nsleep 1000\n")], timeout=5)
+    left = sandbox.sweep()
+    assert time.monotonic() - start < 30
+    assert not sandbox.processes(), "fork bomb processes survived the sweep"
+    note(f"{result.exit_description()}; then: {'; '.join(left) or 'nothing left'}")
+
+
+@needs_root
+def test_a_huge_file_is_cut_and_removed():
+    result = procs.run([probe("bigfile", "#!/bin/sh\nhead -c 1G /dev/zero > /tmp/netcourse-probe-big\n")],
+                       timeout=T(60))
+    assert result.returncode != 0, result.exit_description()   # SIGXFSZ, or EFBIG reported
+    left = sandbox.sweep()
+    assert any("netcourse-probe-big: removed" in line for line in left), left
+    assert not pathlib.Path("/tmp/netcourse-probe-big").exists()
+
+
+@needs_root
+def test_a_huge_allocation_fails():
+    result = procs.run([probe("alloc", "#!/usr/bin/python3\nbytearray(20 << 30)\n")], timeout=T(60))
+    assert result.returncode != 0 and b"MemoryError" in result.stderr, result.stderr
+
+
+@needs_root
+def test_no_reading_root_home():
+    result = procs.run([probe("root-home", "#!/bin/sh\nls /root\n")], timeout=T(10))
+    assert result.returncode != 0 and b"Permission denied" in result.stderr
+
+
+@needs_root
+def test_memory_beyond_the_cgroup_limit_is_killed_and_named():
+    if not sandbox.cgroups.made:
+        sandbox.cgroups.make()
+    if "memory" not in sandbox.cgroups.dirs or sandbox.cgroups.kind != "v1":
+        pytest.skip(f"no memory cgroup v1 here: {sandbox.cgroups.kind}")
+    limit_file = sandbox.cgroups.dirs["memory"] / "memory.limit_in_bytes"
+    before = limit_file.read_text().strip()
+    limit_file.write_text(str(256 << 20))
+    try:
+        # 512 MiB touched page by page (python3 as the "program": bytearray zero-fills it)
+        result = procs.run([probe("touch-memory", "#!/usr/bin/python3\nb = bytearray(512 << 20)\nprint(len(b))\n")],
+                           timeout=T(60))
+    finally:
+        limit_file.write_text(before)
+    assert result.returncode == -9, result.exit_description()
+    assert "reached the memory limit" in result.exit_description()
