@@ -180,12 +180,21 @@ class RunResult:
             name = signal.Signals(-self.returncode).name
             why = {"SIGSEGV": " (a crash: bad memory access)",
                    "SIGPIPE": " (it wrote to a connection the other side had closed, or never had)",
-                   "SIGABRT": " (abort(): a failed assertion or a sanitizer)"}.get(name, "")
+                   "SIGABRT": " (abort(): a failed assertion or a sanitizer)",
+                   "SIGXFSZ": f" (it wrote a file larger than the {sandbox.limits['file_mib']} MiB the "
+                              "checker allows)",
+                   "SIGXCPU": f" (it used more than the {sandbox.limits['cpu_seconds']} s of CPU the "
+                              "checker allows)"}.get(name, "")
+            if name == "SIGABRT" and b"std::bad_alloc" in self.stderr:
+                why = (" (out of memory: new threw std::bad_alloc; the checker allows "
+                       f"{sandbox.limits['address_space_mib']} MiB of address space)") if sandbox.active() \
+                    else " (out of memory: new threw std::bad_alloc)"
             return f"killed by {name}{why}"
         return f"exit status {self.returncode}"
 
     def stderr_lines(self, limit=12) -> list[str]:
-        return program_lines(self.stderr, limit)
+        """What it printed on stderr, and then the output limits it reached, if any."""
+        return program_lines(self.stderr, limit) + [f"(your program {text})" for text in self.limits]
 
 
 def program_lines(data: bytes, limit=12, label="your program") -> list[str]:

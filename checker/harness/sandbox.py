@@ -18,8 +18,10 @@ trusting it: sweep() kills every process of that uid and removes the files it ow
 under /tmp, /var/tmp and /dev/shm. Directories the program must write to (TSan's logs, the lock tracer's
 trace) are given to it with give().
 
-As an ordinary user none of this can be done (and the program has no more rights
-than the user): the harness still kills its descendants (procs) and bounds its output.
+As an ordinary user the uid, the cgroups and the process limit cannot be had (the
+program has the user's rights, and a process limit would count all the user's own
+processes); the other limits still apply, and the harness still kills its descendants
+(procs) and bounds its output.
 NETCOURSE_NO_SANDBOX=1 turns the wrappers off (for debugging a check).
 """
 import atexit
@@ -73,11 +75,11 @@ def prepare(argv: list[str]):
     wrappers (prlimit --nofile=1500) can lower them further: a limit once lowered cannot be
     raised again without CAP_SYS_RESOURCE in the machine's first user namespace, which a
     container's root does not have."""
-    if not active():
-        return argv, None
     for i, word in enumerate(argv):
         if word.startswith(UNDER_TEST):
             sanitized = word.endswith(("-asan", "-tsan"))
+            if not active():   # the limits still apply; a process limit would count all your own
+                return argv, lambda: set_limits(sanitized, processes=False)
             return [*argv[:i], *cgroups.wrapper(), *drop_privileges(), *argv[i:]], lambda: set_limits(sanitized)
     return argv, None
 
@@ -87,11 +89,12 @@ def drop_privileges() -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
 
 
-def set_limits(sanitized: bool):
+def set_limits(sanitized: bool, processes: bool = True):
     """Runs in the child between fork and exec: each limit, never above what it already is."""
-    wanted = {resource.RLIMIT_NPROC: limits["processes"], resource.RLIMIT_NOFILE: limits["files"],
-              resource.RLIMIT_FSIZE: limits["file_mib"] * MIB, resource.RLIMIT_CPU: limits["cpu_seconds"],
-              resource.RLIMIT_CORE: 0}
+    wanted = {resource.RLIMIT_NOFILE: limits["files"], resource.RLIMIT_FSIZE: limits["file_mib"] * MIB,
+              resource.RLIMIT_CPU: limits["cpu_seconds"], resource.RLIMIT_CORE: 0}
+    if processes:
+        wanted[resource.RLIMIT_NPROC] = limits["processes"]
     if not sanitized:
         wanted[resource.RLIMIT_AS] = limits["address_space_mib"] * MIB
     for which, value in wanted.items():

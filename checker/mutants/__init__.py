@@ -52,7 +52,8 @@ def _registry() -> dict[str, list[Mutant]]:
         if not lesson.mutants:
             continue
         module = importlib.import_module(f"{__name__}.{lesson.mutants}")
-        mutants = module.mutants_for(lesson.name)
+        hostile = importlib.import_module(f"{__name__}.hostile")   # attacks on the checker itself
+        mutants = module.mutants_for(lesson.name) + hostile.mutants_for(lesson.name)
         for m in mutants:
             m.lesson = lesson.name
         by_lesson[lesson.name] = mutants

@@ -178,3 +178,13 @@ def test_memory_beyond_the_cgroup_limit_is_killed_and_named():
         limit_file.write_text(before)
     assert result.returncode == -9, result.exit_description()
     assert "reached the memory limit" in result.exit_description()
+
+
+def test_a_server_that_ignores_sigterm_is_killed(tmp_path):
+    script = "trap '' TERM; echo port 1; exec sleep 1000"   # SIG_IGN survives exec
+    start = time.monotonic()
+    with start_server(fake_server(tmp_path, script)) as server:
+        code = server.stop(timeout=1)
+        mark = server.proc._nc_mark
+    assert code is None, "a server that ignores SIGTERM must be SIGKILLed after the timeout"
+    assert time.monotonic() - start < 10 and not still_running(mark)

@@ -141,3 +141,13 @@ def test_no_process_left_behind(runs):
         if argv0.startswith(str(ROOT / "build" / "mutants")) or argv0.startswith(str(ROOT / "build" / "starters")):
             left.append(f"pid {proc.name}: {argv0}")
     assert not left, "processes left behind by the checker:\n" + "\n".join(left)
+
+
+def test_no_file_left_behind(runs):
+    """The hostile program that writes a 10 GB file under /tmp was cut at the file size limit,
+    and its file removed with everything else its sandbox user owned."""
+    from checker.harness import sandbox
+    from checker.mutants.hostile import TMP_FILE
+    if not sandbox.active():
+        pytest.skip("as an ordinary user the checker cannot tell a program's files from yours")
+    assert not pathlib.Path(TMP_FILE).exists(), f"{TMP_FILE} was left behind"
