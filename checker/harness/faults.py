@@ -29,8 +29,7 @@ def faults_env(log: pathlib.Path, short_send: int = 0, short_recv: int = 0, eint
     env = dict(os.environ if base is None else base)
     env["LD_PRELOAD"] = str(tool(LIBRARY))
     env["NETCOURSE_FAULTS"] = spec
-    sandbox.give(pathlib.Path(log).parent)
-    env["NETCOURSE_FAULTS_LOG"] = str(log)
+    env["NETCOURSE_FAULTS_LOG"] = str(sandbox.give_file(log))
     return env
 
 

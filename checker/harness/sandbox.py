@@ -219,6 +219,18 @@ def give(path) -> pathlib.Path:
     return path
 
 
+def give_file(path) -> pathlib.Path:
+    """Creates the (empty) file `path` for the sandboxed program to append to. Made here and
+    given away, because a preloaded library also loads into the wrappers that run as root
+    before the program, and a file they created would not be the program's to write."""
+    path = pathlib.Path(path)
+    if active():
+        path.touch()
+        give(path.parent)
+        give(path)
+    return path
+
+
 def processes() -> list[int]:
     """Every process running as the sandbox uid."""
     return procfs.processes_of(SANDBOX_UID)

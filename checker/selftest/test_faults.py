@@ -6,6 +6,7 @@ logs what it did, so a check can say which call was cut short.
 """
 import hashlib
 import pathlib
+import tempfile
 
 import pytest
 
@@ -36,10 +37,18 @@ def solution_client() -> pathlib.Path:
     return ROOT / path
 
 
-def test_a_correct_client_gets_the_same_bytes_under_faults(httpd, tmp_path):
+@pytest.fixture
+def log_dir():
+    """Where the program under test writes its fault log: a directory of its own under /tmp
+    (pytest's tmp_path sits under a 0700 directory that a sandboxed program cannot enter)."""
+    with tempfile.TemporaryDirectory(prefix="netcourse-faults-") as path:
+        yield pathlib.Path(path)
+
+
+def test_a_correct_client_gets_the_same_bytes_under_faults(httpd, log_dir):
     client = solution_client()
     clean = fetch(client, httpd.port)
-    log = tmp_path / "faults"
+    log = log_dir / "faults"
     faulty = fetch(client, httpd.port, faults_env(log, short_send=1, short_recv=7, eintr=3))
     assert clean.returncode == 0 and faulty.returncode == 0, faulty.stderr
     assert hashlib.sha256(faulty.stdout).digest() == hashlib.sha256(clean.stdout).digest()
@@ -50,7 +59,7 @@ def test_a_correct_client_gets_the_same_bytes_under_faults(httpd, tmp_path):
     assert len(faults) <= 1000   # the log is capped
 
 
-def test_a_client_that_ignores_a_short_send_is_exposed(httpd, tmp_path):
+def test_a_client_that_ignores_a_short_send_is_exposed(httpd, log_dir):
     source = (ROOT / "solutions/01-raw-client/http_get.cc").read_text()
     out = ROOT / "build/src/mutants/selftest-short-send/01-raw-client"
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,7 @@ def test_a_client_that_ignores_a_short_send_is_exposed(httpd, tmp_path):
     make([binary], what="a client that ignores a short send")
     # Without faults the bug hides: loopback takes the whole request at once.
     assert fetch(ROOT / binary, httpd.port).returncode == 0
-    log = tmp_path / "faults"
+    log = log_dir / "faults"
     result = fetch(ROOT / binary, httpd.port, faults_env(log, short_send=1), timeout=3)
     assert result.timed_out or result.returncode != 0 or len(result.stdout) < BODY_SIZE
     assert str(read_faults(log)[0]).startswith("send() on fd")
