@@ -31,6 +31,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from . import procfs
 
@@ -216,7 +217,20 @@ def give(path) -> pathlib.Path:
     path = pathlib.Path(path)
     if active():
         os.chown(path, SANDBOX_UID, SANDBOX_UID)
+        let_through(path.parent)
     return path
+
+
+def let_through(directory: pathlib.Path):
+    """Lets other users pass through (o+x, not list) the checker's own directories above
+    `directory` under the temporary directory: pytest's tmp_path sits under two 0700 ones."""
+    top = pathlib.Path(tempfile.gettempdir()).resolve()
+    directory = directory.resolve()
+    while directory != top and top in directory.parents:
+        info = directory.stat()
+        if info.st_uid == os.geteuid() and not info.st_mode & 0o001:
+            directory.chmod(info.st_mode & 0o7777 | 0o001)
+        directory = directory.parent
 
 
 def give_file(path) -> pathlib.Path:
