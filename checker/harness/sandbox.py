@@ -99,9 +99,7 @@ def set_limits(sanitized: bool, processes: bool = True):
     if not sanitized:
         wanted[resource.RLIMIT_AS] = limits["address_space_mib"] * MIB
     for which, value in wanted.items():
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
+        value = effective(which, value)
         resource.setrlimit(which, (value, value))
 
 
@@ -194,7 +192,7 @@ def describe() -> str:
     cgroup = (f"; cgroup {cgroups.kind}: {limits['memory_mib']} MiB of memory, {limits['processes']} processes"
               if cgroups.dirs else f"; cgroup {cgroups.kind}")
     return (f"programs run as uid {SANDBOX_UID} with no capabilities; at most {limits['processes']} "
-            f"processes, {limits['files']} open files, {limits['file_mib']} MiB per file, "
+            f"processes, {effective(resource.RLIMIT_NOFILE, limits['files'])} open files, {limits['file_mib']} MiB per file, "
             f"{limits['cpu_seconds']} s of CPU{cgroup}")
 
 
@@ -210,6 +208,12 @@ def prlimit(pid: int, which: int, limits: tuple[int, int]):
                           extra_groups=[], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise OSError(f"prlimit on pid {pid} as uid {SANDBOX_UID}: {done.stderr.strip().splitlines()[-1:]}")
+
+
+def effective(which: int, value: int) -> int:
+    """What set_limits() gives: never more than the checker's own hard limit."""
+    hard = resource.getrlimit(which)[1]
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
 
 
 def give(path) -> pathlib.Path:
