@@ -7,7 +7,7 @@
 A hint for a hang should follow what the program was doing: waiting in recv() for a
 reply that never came is not the same mistake as a loop that spins on recv() == 0.
 /proc/PID/task/TID/syscall tells which system call a thread is blocked in (see
-deadlock.thread_states); a thread in no call is running, and its CPU time shows how hard.
+deadlock.thread_states); a thread blocked in none is running, and its CPU time shows how hard.
 """
 import subprocess
 import time
@@ -34,7 +34,7 @@ def activity(pid: int) -> str | None:
         share = procfs.cpu_share(pid, CPU_WINDOW)
     except (OSError, IndexError, ValueError):
         return main.activity()
-    return f"running, in no system call: {share:.0%} of a core over {CPU_WINDOW:.1f} s"
+    return f"running, not waiting in any call: {share:.0%} of a core over {CPU_WINDOW:.1f} s"
 
 
 def run_watched(argv, timeout: float, env=None) -> RunResult:
