@@ -9,7 +9,8 @@ checker's own network namespace, with a probe barrier) and compares the
 packets' kinds and directions, in order, with the reference capture in
 captures/ (`make captures` records them from the solution). Timestamps are
 never compared; only the kinds this lesson changes are asserted, because these
-options also move later ACKs.
+options also move later ACKs. Two strace checks show where each option was set
+(the socket, the level, the moment), which the packets cannot tell apart.
 """
 import os
 import re
@@ -361,7 +362,7 @@ def test_strace_client(target):
             problems.append(("socket", "that other socket never connected"))
         fail("http_get's options are not all set where they take effect",
              tried="strace -f " + tried_client(target, args, s.port),
-             expected=f"setsockopt(FD, SOL_TCP, …) for TCP_DEFER_ACCEPT [1], TCP_QUICKACK [0], TCP_NODELAY [1], "
+             expected="setsockopt(FD, SOL_TCP, …) for TCP_DEFER_ACCEPT [1], TCP_QUICKACK [0], TCP_NODELAY [1], "
                       "then connect(FD, …)",
              seen="; ".join(text for _, text in problems),
              details=["[strace] " + str(c) for c in calls if c.name in ("socket", "setsockopt", "connect")][:10],
