@@ -23,7 +23,7 @@ from checker.harness import (Capture, T, check, describe_all, fail, free_port, n
 from checker.harness.client import connect
 from checker.harness.procs import program_lines
 from checker.harness.strace import read_trace_file, strace_prefix
-from checker.harness.watch import run_watched
+from checker.harness.watch import activity, run_watched
 
 from checker.checks.ladder import line, reference, reference_steps, steps
 
@@ -93,19 +93,41 @@ def test_announces_port(target):
         note(f"it said `port {s.port}`")
 
 
-def raw_get(port) -> bytes:
-    with connect(port, timeout=T(5)) as sock:
-        sock.sendall(REQUEST)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+def raw_get(port, server=None, target=None, args=()) -> bytes:
+    """The server's whole reply to REQUEST (until it closes). If the reply never ends, or the
+    connection is refused or reset, fails saying which, and what /proc shows the server doing."""
+    data, why = b"", None
+    try:
+        with connect(port, timeout=T(5)) as sock:
+            sock.sendall(REQUEST)
+            while chunk := sock.recv(65536):
+                data += chunk
+    except socket.timeout:
+        why = f"the connection still open {T(5):.0f} s after the request"
+    except ConnectionRefusedError:
+        why = "the connection refused: nothing listens on the port"
+    except ConnectionResetError:
+        why = "the connection reset (RST) by the server"
+    if why is None:
+        return data
+    doing = activity(server.proc.pid) if server is not None and server.alive() else None
+    fail("httpd's reply to `GET /` never came whole",
+         tried=(f"{tried_server(target, args)}, then " if target is not None else "")
+               + f"send {show_bytes(REQUEST)} and read until the server closes",
+         expected="the reply, then the connection closed by the server",
+         seen=f"{why}; {len(data)} bytes: {show_bytes(data, 60)}",
+         details=[f"[/proc] your server is {doing}"] if doing else [],
+         hint=("it still waits in read() for more of the request: read up to the blank line "
+               "(\\r\\n\\r\\n) that ends it, then answer" if doing and "read" in doing and not data
+               else "after the whole reply (write_all), close() the connection: the client reads "
+                    "until then" if data else
+               "accept(), read the request up to its blank line, write the reply, close()"))
 
 
 @check("http_get fetches the page: header and body from httpd, the body on stdout", needs=["announces_port"])
 def test_serves_page(target):
     with start_server(target.binary(SERVER)) as s:
-        reply = raw_get(s.port)
+        reply = raw_get(s.port, s, target)
         header, sep, body = reply.partition(b"\r\n\r\n")
         length = next((line.split(b":", 1)[1].strip() for line in header.split(b"\r\n")
                        if line.lower().startswith(b"content-length:")), None)
@@ -380,7 +402,7 @@ def test_strace_server(target):
     with tempfile.TemporaryDirectory(prefix="netcourse-strace-") as tmp:
         path = os.path.join(tmp, "trace")
         with start_server(target.binary(SERVER), args=args, wrapper=strace_prefix(path, SERVER_TRACED)) as s:
-            reply = raw_get(s.port)
+            reply = raw_get(s.port, s, target, args)
             s.stop()
         calls = read_trace_file(path)
     listening = next((c for c in calls if c.name == "listen" and c.result == 0), None)
