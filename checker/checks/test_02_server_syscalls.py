@@ -6,16 +6,22 @@ strace (the system calls) and dumpcap/tshark (the packets on loopback).
 """
 import os
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
+import time
 
 from checker.harness import (Capture, CheckFailed, LineClient, T, check, describe_all, expect_bytes, fail, free_port,
-                     note, show_bytes, start_server)
+                     note, procfs, show_bytes, start_server, wait_until)
 from checker.harness.client import connect
 from checker.harness.faults import faults_env, read_faults
 from checker.harness.procs import program_lines
+from checker.harness.report import caret_diff
 from checker.harness.strace import read_trace_file, strace_prefix
+from checker.harness.waiting import Deadline
+from checker.harness.watch import activity
 
 PROGRAM = "echo_server"
 
@@ -47,18 +53,102 @@ def test_fixed_port(target):
             pass
 
 
-def echo_roundtrip(target, client: LineClient, data: bytes, what: str, hint: str):
+def conversation(history, last: int = 4) -> list[str]:
+    """This connection's earlier exchanges (the last few, abbreviated): a wrong echo often
+    comes from an earlier one, e.g. bytes left over from the line before."""
+    if not history:
+        return []
+    lines = [f"before it, on this connection ({len(history)} echo{'es' if len(history) > 1 else ''}"
+             f"{f', the last {last}' if len(history) > last else ''}):"]
+    for sent, got in history[-last:]:
+        lines.append(f"  sent {show_bytes(sent, 40)}  →  got back {show_bytes(got, 40)}")
+    return lines
+
+
+def server_doing(s) -> str | None:
+    """What the server process is doing now, as /proc shows it, if it still runs."""
+    if s is None or not s.alive():
+        return None
+    return activity(s.proc.pid)
+
+
+def spinning(doing: str | None) -> bool:
+    """/proc showed the server running, not waiting for anything, and using the CPU. (An idle
+    server waits in accept() or read(); the share is low on a busy machine, hence 20%.)"""
+    if not doing or not doing.startswith("running"):
+        return False
+    share = doing.split(": ", 1)[-1].split("%")[0]
+    return share.isdigit() and int(share) >= 20
+
+
+HINT_SPIN = ("your server is running flat out, never waiting: at the end of a client's stream "
+             "read() returns 0 at once, again and again. 0 means the client is done, not \"nothing "
+             "yet\": stop the loop there, and close() the socket (TODO 2)")
+
+
+def failure_hint(failure: CheckFailed, partial: bytes, wanted: int, hint: str | None,
+                 doing: str | None) -> str:
+    """The hint for an echo that did not come back whole, by what happened: the server spinning,
+    a reset, a close, part of it then silence, or silence (`hint`: the check's own, for a close
+    or for silence)."""
+    if spinning(doing):
+        return HINT_SPIN
+    if "reset the connection" in failure.what:
+        return ("the server reset the connection (RST): it closed the socket with bytes still "
+                "unread, or closed a connection it never accepted")
+    if "closed the connection" in failure.what:
+        return hint or (f"the server closed the connection after {len(partial)} of {wanted} "
+                        "bytes: keep reading and writing back until read() returns 0 (TODO 2)")
+    if partial:
+        return (f"{len(partial)} of {wanted} bytes came back, then nothing: a write() that moved "
+                "fewer bytes than asked must be called again for the rest (write_all)")
+    return hint or ("not a byte came back: the server is not reading this connection (still "
+                    "busy with another?) or never writes back what it reads")
+
+
+def echo_roundtrip(target, client: LineClient, data: bytes, what: str, hint: str, s=None):
+    """Sends data, which must come back exactly; on failure the message shows this connection's
+    conversation, and the hint follows what happened (closed, reset, silent, cut short, other
+    bytes, more bytes). `s`: the server, to say what it is doing when nothing comes back."""
+    history = client.__dict__.setdefault("history", [])
     client.send(data)
-    got = client.read_exactly(len(data), what=what) if data else b""
-    expect_bytes(got, data, what=f"{what} is not what was sent", tried=tried(target),
-                 sent=data, hint=hint)
+    try:
+        got = client.read_exactly(len(data), what=what) if data else b""
+    except CheckFailed as failure:
+        doing = server_doing(s)
+        why = failure_hint(failure, client.buffer, len(data), hint, doing)
+        fail(failure.what, tried=f"{tried(target)}; on one connection, sent {show_bytes(data, 60)}",
+             expected=f"the same {len(data)} bytes back", seen=failure.seen,
+             details=conversation(history) + ([f"[/proc] your server is {doing}"] if doing else []),
+             hint=why)
+    if got != data:
+        sent_so_far = sum(len(d) for d, _ in history) + len(data)
+        never_sent = not all(bytes([b]) in b"".join(d for d, _ in history) + data for b in set(got))
+        why = (f"bytes that were never sent came back (the echo has {len(got)} bytes where {len(data)} "
+               "were sent, and others): write back the n bytes read() returned, not sizeof(buffer) "
+               "(TODO 2)" if never_sent else hint)
+        fail(f"{what} is not what was sent", tried=f"{tried(target)}; on one connection, "
+             f"{sent_so_far} bytes sent so far", details=[f"sent      {show_bytes(data)}"]
+             + caret_diff(data, got) + conversation(history), hint=why)
+    history.append((data, got))
+    if client.buffer:
+        # More came back than was sent: a server writes one buffer per read() in one
+        # write(), which loopback delivers whole, so the extra bytes arrived with the echo.
+        extra = client.buffer
+        fail(f"{what} came back with {len(extra)} bytes more than were sent",
+             tried=f"{tried(target)}; on one connection, sent {show_bytes(data, 60)}",
+             expected=f"the {len(data)} bytes sent, and nothing more",
+             seen=f"{len(data) + len(extra)} bytes: {show_bytes(data + extra, 60)}",
+             details=conversation(history),
+             hint=f"your server sent back {len(extra)} bytes it never received: write back the n bytes "
+                  "read() returned, not sizeof(buffer) (TODO 2)")
 
 
 @check("echoes a line byte for byte", needs=["announces_port"])
 def test_echo_line(target):
     with server(target) as s, LineClient(s.port) as client:
         echo_roundtrip(target, client, b"hello, echo\r\n", "the echo",
-                       "write back exactly the n bytes read() returned")
+                       "write back exactly the n bytes read() returned", s)
 
 
 @check("echoes several lines on one connection", needs=["echo_line"])
@@ -66,7 +156,7 @@ def test_echo_lines(target):
     with server(target) as s, LineClient(s.port) as client:
         for i, line in enumerate([b"one\n", b"two, a bit longer\n", b"3\n", b"\xff\x00binary\n"]):
             echo_roundtrip(target, client, line, f"the echo of line {i + 1}",
-                           "keep reading in a loop until read() returns 0 (TODO 2)")
+                           "keep reading in a loop until read() returns 0 (TODO 2)", s)
 
 
 @check("echoes 1 MiB byte for byte", needs=["echo_line"])
@@ -79,6 +169,10 @@ def test_echo_big(target):
         sender.start()
         try:
             got = client.read_exactly(len(data), what="the echo of 1 MiB")
+        except CheckFailed as failure:
+            fail(failure.what, tried=f"{tried(target)}; 1 MiB sent (from a thread) while reading the echo",
+                 expected=failure.expected, seen=failure.seen,
+                 hint=failure_hint(failure, client.buffer, len(data), None, server_doing(s)))
         finally:
             sender.join(timeout=T(20))
         expect_bytes(got, data, what="the echo of 1 MiB is not what was sent", tried=tried(target),
@@ -136,8 +230,18 @@ def test_second_client(target):
             try:
                 with LineClient(s.port) as client:
                     echo_roundtrip(target, client, f"client {n}\n".encode(), f"the echo to client {n}",
-                                   "accept() the next client in a loop once one is done (TODO 3)")
-            except CheckFailed:
+                                   "accept() the next client in a loop once one is done (TODO 3)", s)
+            except CheckFailed as failure:
+                # Not listening, and still running a while later (a server that is exiting
+                # has closed its listener too, a moment before it is gone).
+                if n == 2 and not procfs.listening(s.port) and not exits_soon(s, T(0.5)):
+                    fail("your server closed its listening socket after the first client",
+                         tried=f"{tried(target)}; client 1 echoed and left, then client 2 connected",
+                         expected="client 2 accepted and echoed",
+                         seen=f"{failure.what}; the server still runs, but nothing listens on port "
+                              f"{s.port} any more", details=program_lines(s.stderr(), limit=4),
+                         hint="close() the client's socket after echo(), not the listener: accept() "
+                              "on a closed descriptor fails with EBADF, again and again (TODO 3)")
                 if n == 1 or not exits_soon(s):
                     raise
                 fail("your server exited after its first client", tried=tried(target),
@@ -146,12 +250,37 @@ def test_second_client(target):
                      hint="after one client, go back to accept() (TODO 3): do not let main() return")
 
 
-def exits_soon(s) -> bool:
+def exits_soon(s, timeout: float | None = None) -> bool:
     try:
-        s.proc.wait(timeout=T(2))
+        s.proc.wait(timeout=T(2) if timeout is None else timeout)
         return True
     except subprocess.TimeoutExpired:
         return False
+
+
+SPIN_CPU = 0.3   # seconds of CPU a server may use waiting for a closed connection: it needs ~0
+
+
+def read_until_eof_or_spin(client: LineClient, s, timeout: float) -> tuple[bytes, bool]:
+    """Everything until the server closes (data, True), or (data, False) after `timeout`, or
+    sooner once the server has burnt SPIN_CPU seconds of CPU meanwhile (a server that spins
+    instead of closing is caught in a fraction of a second, without burning the whole wait),
+    or is back in accept() (one client at a time: it has left this connection for good)."""
+    start, data = procfs.cpu_seconds(s.proc.pid), b""
+    deadline = Deadline(timeout)
+    while not deadline.passed():
+        chunk, closed = client.read_until_eof(timeout=min(0.1, deadline.left()))
+        data += chunk
+        if closed:
+            return data, True
+        try:
+            if procfs.cpu_seconds(s.proc.pid) - start >= SPIN_CPU:
+                break
+            if "accept" in (server_doing(s) or ""):
+                break
+        except (OSError, IndexError):
+            break   # it has exited: the connection will say so
+    return data, False
 
 
 @check("closes the connection when the client has sent everything (read() returns 0)",
@@ -160,13 +289,131 @@ def test_closes_at_eof(target):
     with server(target) as s, LineClient(s.port) as client:
         client.send(b"last words\n")
         client.shutdown_write()          # our FIN: the server's read() will return 0
-        data, closed = client.read_until_eof(timeout=T(5))
+        started = time.monotonic()
+        data, closed = read_until_eof_or_spin(client, s, T(5))
+        waited = time.monotonic() - started
         if not closed:
+            doing = server_doing(s)
+            if not procfs.listening(s.port) and not exits_soon(s, T(0.5)):
+                hint = ("your server no longer listens on its port: it closed its listening socket, "
+                        "and this connection's socket stays open. After a client, close() the "
+                        "client's socket, not the listener (TODO 3)")
+            elif spinning(doing):
+                hint = HINT_SPIN
+            elif doing and "accept" in doing:
+                hint = ("your server is back in accept(), and this connection was never closed: "
+                        "close() the client's socket once echo() returns (TODO 3)")
+            else:
+                hint = "read() returning 0 means the client is done: stop the loop and close() the socket"
             fail("the server kept the connection open after the client's end of stream",
                  tried="send `last words\\n`, then shutdown(SHUT_WR)",
                  expected="the echo, then the connection closed by the server",
-                 seen=f"{show_bytes(data)}, and the connection still open after {T(5):.0f}s",
-                 hint="read() returning 0 means the client is done: stop the loop and close() the socket")
+                 seen=f"{show_bytes(data)}, and the connection still open after {waited:.1f}s",
+                 details=([f"[/proc] your server is {doing}"] if doing else [])
+                         + program_lines(s.stderr(), limit=4), hint=hint)
+
+
+def reset(sock: socket.socket):
+    """Closes sock with an RST instead of a FIN: SO_LINGER on, with a time of 0 (socket(7))."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def fill_until_blocked(sock: socket.socket, s, timeout: float) -> int:
+    """Sends without reading until the server is blocked in write() (its echo fills our
+    receive buffer, then its send buffer) and our own send() would block. Returns the bytes
+    sent. A server that is not blocked in write() by the deadline is reset all the same."""
+    sock.setblocking(False)
+    chunk, sent = b"x" * 65536, 0
+
+    def stuck() -> bool:
+        nonlocal sent
+        try:
+            while True:
+                sent += sock.send(chunk)
+        except BlockingIOError:
+            doing = server_doing(s) or ""
+            return "write" in doing or "send" in doing
+    wait_until(stuck, timeout, "the server blocked in write()", interval=0.02)
+    return sent
+
+
+@check("a client that resets its connection (RST) ends that client only, whether the server "
+       "was reading or writing", needs=["echo_line"])
+def test_client_reset(target):
+    with server(target) as s:
+        scenes = [("while your server waited in read()", "read"),
+                  ("while your server was blocked in write() (the client sent a lot and read nothing)",
+                   "write")]
+        for when, call in scenes:
+            if call == "read":
+                with LineClient(s.port) as client:
+                    echo_roundtrip(target, client, b"about to reset\n", "the echo", "", s)
+                    reset(client.sock)
+            else:
+                sock = connect(s.port, timeout=T(5))
+                sent = fill_until_blocked(sock, s, T(5))
+                reset(sock)
+            try:
+                with LineClient(s.port) as client:
+                    echo_roundtrip(target, client, b"next client\n", "the echo to the next client",
+                                   "", s)
+            except CheckFailed as failure:
+                if s.alive() and not exits_soon(s):
+                    raise
+                code = s.proc.returncode
+                seen = (f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
+                hint = ("SIGPIPE killed it: writing to a connection the peer has reset raises SIGPIPE "
+                        "unless it is ignored (stop_on_signals() does) or the write passes MSG_NOSIGNAL"
+                        if code == -signal.SIGPIPE else
+                        f"a failed {call}() (ECONNRESET, EPIPE) means this client has gone: return from "
+                        "echo() and accept the next one. It ends that client only, not the server: "
+                        "no die() there (TODO 2)")
+                fail(f"your server exited when a client reset its connection {when}",
+                     tried=f"{tried(target)}; a client sent "
+                           + ("a line, read its echo" if call == "read" else f"{sent} bytes without reading")
+                           + ", then closed with RST (SO_LINGER 0); then a new client connected",
+                     expected="the new client served, the server still running",
+                     seen=f"{seen}; the new client: {failure.what}", details=program_lines(s.stderr()),
+                     hint=hint)
+    note("a reset while reading, then while writing: the next client was served each time")
+
+
+TIME_WAIT = "06"   # the st column of /proc/net/tcp (include/net/tcp_states.h: TCP_TIME_WAIT = 6)
+
+
+def in_time_wait(port: int) -> int:
+    """How many connections on local port `port` are in TIME_WAIT."""
+    return sum(1 for c in procfs.tcp_sockets(("tcp",)) if c.local_port == port and c.state == TIME_WAIT)
+
+
+@check("restarts at once on the same port, while its last connection is in TIME_WAIT",
+       needs=["fixed_port"])
+def test_restart_in_time_wait(target):
+    port = free_port()
+    with server(target, port=port) as s, LineClient(port) as client:
+        echo_roundtrip(target, client, b"then the server stops\n", "the echo", "", s)
+        s.stop()                         # the server's side closes first: its FIN leaves first
+        client.read_until_eof(timeout=T(5))
+    # Our close answers the server's FIN: the server's end of the connection is in TIME_WAIT.
+    lingering = wait_until(lambda: in_time_wait(port), T(5), "the server's end in TIME_WAIT")
+    try:
+        with server(target, port=port) as again, LineClient(port) as client:
+            echo_roundtrip(target, client, b"back again\n", "the echo after the restart", "", again)
+    except CheckFailed as failure:
+        said = failure.details[-3:] if failure.details else []
+        in_use = any("Address already in use" in line for line in failure.details)
+        fail("your server could not start again on the port it had just used" if in_use
+             else f"after a restart on the same port: {failure.what}",
+             tried=f"{tried(target, port)}, one echo, SIGTERM (the server closes first), then at once "
+                   f"{tried(target, port)} again",
+             expected="the second server binds the port and echoes",
+             seen=f"{failure.what}; {lingering} connection(s) on port {port} in TIME_WAIT "
+                  "(/proc/net/tcp)", details=said,
+             hint="set SO_REUSEADDR on the listening socket before bind(): without it, bind() fails with "
+                  "EADDRINUSE while a connection on the port is in TIME_WAIT (about 60 s)"
+             if in_use else failure.hint)
+    note(f"restarted on port {port} with {lingering} connection in TIME_WAIT")
 
 
 @check("exits with status 0 on SIGTERM and on SIGINT", needs=["announces_port"])
@@ -316,6 +563,7 @@ def test_two_way_stream(target):
              tried="send `ping\\n`, read the echo, shutdown(SHUT_WR), wait for the server to close",
              expected="client DATA, server DATA, FIN from the client, FIN from the server",
              seen="; ".join(problems), details=describe_all(packets, port),
-             hint="close() the client's socket once read() returns 0: that sends the server's FIN")
+             hint="the server sent no data: it must write back what it reads (TODO 2)" if not data_out
+             else "close() the client's socket once read() returns 0: that sends the server's FIN")
     note(f"{len(packets)} packets: " + ", ".join(p.kind + ("+FIN" if p.fin and p.kind != "FIN" else "")
                                                   for p in packets))

@@ -9,15 +9,21 @@ checker's own network namespace, with a probe barrier) and compares the
 packets' kinds and directions, in order, with the reference capture in
 captures/ (`make captures` records them from the solution). Timestamps are
 never compared; only the kinds this lesson changes are asserted, because these
-options also move later ACKs.
+options also move later ACKs. Two strace checks show where each option was set
+(the socket, the level, the moment), which the packets cannot tell apart.
 """
+import os
+import re
 import socket
+import tempfile
 import time
 
 from checker.harness import (Capture, T, check, describe_all, fail, free_port, note, procfs, run, show_bytes,
-                             start_server, wait_until)
+                             start_server, trace, wait_until)
 from checker.harness.client import connect
 from checker.harness.procs import program_lines
+from checker.harness.strace import read_trace_file, strace_prefix
+from checker.harness.watch import activity, run_watched
 
 from checker.checks.ladder import line, reference, reference_steps, steps
 
@@ -38,14 +44,25 @@ def transaction(target, server_args=(), client_args=()):
     """One `http_get … /` against `httpd …`, captured. Returns (packets, port, client result)."""
     port = free_port()
     with start_server(target.binary(SERVER), args=server_args, port=port), Capture([port]) as cap:
-        result = run([target.binary(CLIENT), *client_args, "127.0.0.1", port, "/"], timeout=T(10))
+        result = run_watched([target.binary(CLIENT), *client_args, "127.0.0.1", port, "/"], timeout=T(10))
     packets = [p for p in cap.tcp_packets() if port in (p.src_port, p.dst_port)]
     if result.returncode != 0:
+        said = result.stderr.decode(errors="replace")
+        if result.timed_out:
+            hint = (f"it did not finish: when killed it was {result.activity or 'in a state /proc could not tell'}; "
+                    "with these switches the same program must still fetch the page")
+        elif "setsockopt" in said:
+            hint = "a setsockopt() failed (its message above): which option, at which level, on which socket?"
+        elif any(p.kind == "RST" and p.from_client(port) for p in packets):
+            hint = ("the client reset the connection (RST) while the reply came: it had closed its "
+                    "reading side (close(), or shutdown(SHUT_RD/SHUT_RDWR)) before reading the reply")
+        else:
+            hint = "the check `http_get fetches the page` says more"
         fail(f"http_get did not fetch the page: {result.exit_description()}",
              tried=f"{tried_server(target, server_args, port)}; {tried_client(target, client_args, port)}",
              expected="exit status 0 and the page's body on stdout",
              seen=show_bytes(result.stdout, 60), details=result.stderr_lines() + describe_all(packets, port),
-             hint="the check `http_get fetches the page` says more")
+             hint=hint)
     return packets, port, result
 
 
@@ -76,19 +93,41 @@ def test_announces_port(target):
         note(f"it said `port {s.port}`")
 
 
-def raw_get(port) -> bytes:
-    with connect(port, timeout=T(5)) as sock:
-        sock.sendall(REQUEST)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+def raw_get(port, server=None, target=None, args=()) -> bytes:
+    """The server's whole reply to REQUEST (until it closes). If the reply never ends, or the
+    connection is refused or reset, fails saying which, and what /proc shows the server doing."""
+    data, why = b"", None
+    try:
+        with connect(port, timeout=T(5)) as sock:
+            sock.sendall(REQUEST)
+            while chunk := sock.recv(65536):
+                data += chunk
+    except socket.timeout:
+        why = f"the connection still open {T(5):.0f} s after the request"
+    except ConnectionRefusedError:
+        why = "the connection refused: nothing listens on the port"
+    except ConnectionResetError:
+        why = "the connection reset (RST) by the server"
+    if why is None:
+        return data
+    doing = activity(server.proc.pid) if server is not None and server.alive() else None
+    fail("httpd's reply to `GET /` never came whole",
+         tried=(f"{tried_server(target, args)}, then " if target is not None else "")
+               + f"send {show_bytes(REQUEST)} and read until the server closes",
+         expected="the reply, then the connection closed by the server",
+         seen=f"{why}; {len(data)} bytes: {show_bytes(data, 60)}",
+         details=[f"[/proc] your server is {doing}"] if doing else [],
+         hint=("it still waits in read() for more of the request: read up to the blank line "
+               "(\\r\\n\\r\\n) that ends it, then answer" if doing and "read" in doing and not data
+               else "after the whole reply (write_all), close() the connection: the client reads "
+                    "until then" if data else
+               "accept(), read the request up to its blank line, write the reply, close()"))
 
 
 @check("http_get fetches the page: header and body from httpd, the body on stdout", needs=["announces_port"])
 def test_serves_page(target):
     with start_server(target.binary(SERVER)) as s:
-        reply = raw_get(s.port)
+        reply = raw_get(s.port, s, target)
         header, sep, body = reply.partition(b"\r\n\r\n")
         length = next((line.split(b":", 1)[1].strip() for line in header.split(b"\r\n")
                        if line.lower().startswith(b"content-length:")), None)
@@ -143,16 +182,20 @@ def client_without_bare_ack(target, switch, ref_name, hint):
        needs=["serves_page"])
 def test_client_defer_accept(target):
     client_without_bare_ack(target, "--defer-accept", "15-client-defer-accept",
-                            "set TCP_DEFER_ACCEPT before connect(): connect() returns once the "
-                            "handshake is done, and by then the ACK has left (TODO 1)")
+                            "TCP_DEFER_ACCEPT did not take effect: set it to 1 with setsockopt(fd, "
+                            "IPPROTO_TCP, …) on the socket that connects, before connect(), which "
+                            "returns once the handshake's ACK has left (TODO 1; the strace check "
+                            "shows where it was set)")
 
 
 @check("tshark: http_get --no-quickack: no bare ACK, the ACK rides on the request (3 packets)",
        needs=["serves_page"])
 def test_client_no_quickack(target):
     client_without_bare_ack(target, "--no-quickack", "15-client-no-quickack",
-                            "set TCP_QUICKACK to 0 before connect(), so that the socket starts "
-                            "in delayed-ACK mode (TODO 1)")
+                            "TCP_QUICKACK = 0 did not take effect: set it with setsockopt(fd, "
+                            "IPPROTO_TCP, …) on the socket that connects, before connect(), so that "
+                            "it starts in delayed-ACK mode (TODO 1; the strace check shows where it "
+                            "was set)")
 
 
 # ---- the server's accept -------------------------------------------------------------
@@ -256,7 +299,191 @@ def test_nodelay_two_segments(target):
                     "without Nagle, each write() leaves at once")
 
 
+# ---- where each option is set: strace -------------------------------------------------
+#
+# The packet counts show that an option worked, not where it was set; strace shows the
+# setsockopt() calls themselves, with the socket, the level and the moment.
+
+SETSOCKOPT = re.compile(r"^(\d+), (\w+), (\w+), \[(-?\d+)\]")
+# The same numbers at level SOL_SOCKET are other options (asm-generic/socket.h, netinet/tcp.h).
+AT_SOCKET_LEVEL = {"TCP_NODELAY": "SO_DEBUG", "TCP_DEFER_ACCEPT": "SO_KEEPALIVE", "TCP_QUICKACK": "SO_PRIORITY",
+                   "TCP_CORK": "SO_BROADCAST"}
+
+
+def option_calls(calls):
+    """[(index, fd, level, name, value, call)] of the setsockopt() calls whose value strace shows."""
+    found = []
+    for i, c in enumerate(calls):
+        m = SETSOCKOPT.match(c.args) if c.name == "setsockopt" else None
+        if m:
+            found.append((i, int(m.group(1)), m.group(2), m.group(3), int(m.group(4)), c))
+    return found
+
+
+def where_set(calls, name: str, value_ok, fd: int, before: int, what_fd: str, moment: str):
+    """The problem with how option `name` was set (None if it was set right): on fd, at level
+    SOL_TCP, before calls[before], to a value value_ok() accepts, successfully."""
+    options = option_calls(calls)
+    mine = [o for o in options if o[3] == name and o[2] == "SOL_TCP"]
+    if not mine:
+        other = AT_SOCKET_LEVEL.get(name)
+        wrong = next((o for o in options if o[2] == "SOL_SOCKET" and o[3] == other), None)
+        if wrong:
+            return "level", f"{name} set at level SOL_SOCKET, where its number is {other}"
+        return "missing", f"{name} never set"
+    right_fd = [o for o in mine if o[1] == fd]
+    if not right_fd:
+        return "socket", f"{name} set on fd {mine[0][1]}, not on {what_fd} (fd {fd})"
+    index, _, _, _, value, call = right_fd[0]
+    if call.result != 0:
+        return "failed", f"`{call}` failed"
+    if index > before:
+        return "late", f"{name} set {moment}"
+    if not value_ok(value):
+        return "value", f"{name} set to {value}"
+    return None
+
+
+@check("strace: http_get sets its options on its socket, at level IPPROTO_TCP, before connect()",
+       needs=["serves_page"])
+def test_strace_client(target):
+    args = ["--defer-accept", "--no-quickack", "--nodelay"]
+    with start_server(target.binary(SERVER)) as s:
+        t = trace([target.binary(CLIENT), *args, "127.0.0.1", s.port, "/"], ["socket", "setsockopt", "connect"],
+                  timeout=T(10))
+    calls = t.calls
+    # The connect() to the server (getaddrinfo may connect elsewhere: nscd, DNS).
+    connecting = next(((i, c) for i, c in enumerate(calls)
+                       if c.name == "connect" and f"htons({s.port})" in c.args), None)
+    if connecting is not None:
+        at, fd = connecting[0], int(connecting[1].args.split(",", 1)[0])
+    elif option_calls(calls):
+        # It set options, then stopped before connecting (a setsockopt() that failed?): say how.
+        at, fd = len(calls), next((c.result for c in calls if c.name == "socket" and c.result is not None), -1)
+    else:
+        fail("strace shows no connect() to the server", tried="strace -f " + tried_client(target, args, s.port),
+             expected=f"connect(FD, {{… sin_port=htons({s.port}) …}}) after the options",
+             seen=t.run.exit_description(), details=["[strace] " + l for l in t.summary()] + t.run.stderr_lines(),
+             hint="the check `http_get fetches the page` says more")
+    want = {"TCP_DEFER_ACCEPT": lambda v: v > 0, "TCP_QUICKACK": lambda v: v == 0, "TCP_NODELAY": lambda v: v == 1}
+    problems = [p for name, ok in want.items()
+                if (p := where_set(calls, name, ok, fd, at, "the socket that connects",
+                                   f"on fd {fd} after connect(), once the handshake was over"))]
+    if problems:
+        kinds = {kind for kind, _ in problems}
+        hint = ("the level of a TCP option is IPPROTO_TCP (strace: SOL_TCP); at level SOL_SOCKET the same "
+                "number names another option, and setsockopt() succeeds without a word (TODO 1)" if "level" in kinds
+                else "set the options on the socket that connects: tune_before_connect() is handed it by "
+                     "connect_tcp(), between socket() and connect(); a socket that never connected changes "
+                     "nothing (TODO 1)" if "socket" in kinds
+                else "set every option between socket() and connect(): connect() returns once the "
+                     "handshake is over, and by then its ACK has left (TODO 1)" if "late" in kinds
+                else "each switch sets its option with setsockopt(fd, IPPROTO_TCP, NAME, &value, …): "
+                     "TCP_DEFER_ACCEPT 1, TCP_QUICKACK 0, TCP_NODELAY 1 (TODO 1)")
+        if "socket" in kinds:
+            problems.append(("socket", "that other socket never connected"))
+        fail("http_get's options are not all set where they take effect",
+             tried="strace -f " + tried_client(target, args, s.port),
+             expected="setsockopt(FD, SOL_TCP, …) for TCP_DEFER_ACCEPT [1], TCP_QUICKACK [0], TCP_NODELAY [1], "
+                      "then connect(FD, …)",
+             seen="; ".join(text for _, text in problems),
+             details=["[strace] " + str(c) for c in calls if c.name in ("socket", "setsockopt", "connect")][:10],
+             hint=hint)
+    note(f"fd {fd}: TCP_DEFER_ACCEPT, TCP_QUICKACK, TCP_NODELAY, then connect()")
+
+
+SERVER_TRACED = ["socket", "setsockopt", "listen", "accept", "accept4", "write", "sendto", "writev"]
+
+
+@check("strace: httpd sets its options on the listening socket before accept(), and the cork on the "
+       "connection before the reply", needs=["serves_page"])
+def test_strace_server(target):
+    args = ["--defer-accept", "--nodelay", "--no-quickack", "--cork"]
+    with tempfile.TemporaryDirectory(prefix="netcourse-strace-") as tmp:
+        path = os.path.join(tmp, "trace")
+        with start_server(target.binary(SERVER), args=args, wrapper=strace_prefix(path, SERVER_TRACED)) as s:
+            reply = raw_get(s.port, s, target, args)
+            s.stop()
+        calls = read_trace_file(path)
+    listening = next((c for c in calls if c.name == "listen" and c.result == 0), None)
+    accepted = next(((i, c) for i, c in enumerate(calls)
+                     if c.name in ("accept", "accept4") and c.result is not None and c.result >= 0), None)
+    shown = ["[strace] " + str(c) for c in calls if c.name in ("listen", "setsockopt", "accept", "accept4")][:10]
+    if listening is None or accepted is None:
+        fail("strace shows no listen() and accept() of the checker's connection",
+             tried=f"strace -f {tried_server(target, args)}; one GET /", expected="listen(), then accept()",
+             seen=show_bytes(reply, 40), details=shown, hint="the check `http_get fetches the page` says more")
+    listener = int(listening.args.split(",", 1)[0])
+    at, call = accepted
+    client = call.result
+    wrote = next((i for i, c in enumerate(calls)
+                  if c.name in ("write", "sendto", "writev") and c.args.startswith(f"{client},")), len(calls))
+    problems = []
+    for name, ok in (("TCP_DEFER_ACCEPT", lambda v: v > 0), ("TCP_NODELAY", lambda v: v == 1),
+                     ("TCP_QUICKACK", lambda v: v == 0)):
+        problem = where_set(calls, name, ok, listener, at, "the listening socket",
+                            f"on the listener (fd {listener}) after accept() had returned a connection")
+        late = next((o for o in option_calls(calls) if o[1] == client and o[3] == name and o[0] > at), None)
+        if problem and problem[0] == "socket" and late:
+            problem = ("connection", f"{name} set on the connection (fd {client}), after accept() returned it")
+        if problem:
+            problems.append(problem)
+    cork = where_set(calls, "TCP_CORK", lambda v: v == 1, client, wrote, "the connection",
+                     f"on the connection (fd {client}) after the reply's first write()")
+    if problems or cork:
+        if any(kind == "level" for kind, _ in problems + [cork or ("", "")]):
+            hint = ("the level of a TCP option is IPPROTO_TCP (strace: SOL_TCP); at level SOL_SOCKET the "
+                    "same number names another option, and setsockopt() succeeds without a word")
+        elif any(kind in ("connection", "socket", "late") for kind, _ in problems):
+            hint = ("set --defer-accept, --nodelay and --no-quickack on the listening socket, before the "
+                    "first accept(): each connection inherits them. With --defer-accept the request is "
+                    "in, and acknowledged, before accept() returns: set on the connection, they come "
+                    "too late (TODO 3)")
+        elif problems:
+            hint = ("each switch sets its option with setsockopt(fd, IPPROTO_TCP, NAME, &value, …): "
+                    "TCP_DEFER_ACCEPT (seconds, > 0), TCP_NODELAY 1, TCP_QUICKACK 0 (TODO 3)")
+        else:
+            hint = ("put the cork in (TCP_CORK = 1) on the connection before the header's write(), "
+                    "and leave it in (--cork, TODO 2)")
+        problems += [cork] if cork else []
+        fail("httpd's options are not all set where they take effect",
+             tried=f"strace -f {tried_server(target, args)}; one GET /",
+             expected=f"on the listener (fd {listener}), before accept(): TCP_DEFER_ACCEPT, TCP_NODELAY, "
+                      f"TCP_QUICKACK; on the connection, before the reply: TCP_CORK",
+             seen="; ".join(text for _, text in problems), details=shown, hint=hint)
+    note(f"listener fd {listener}: TCP_DEFER_ACCEPT, TCP_NODELAY, TCP_QUICKACK before accept(); "
+         f"connection fd {client}: TCP_CORK before the reply")
+
+
 # ---- everything at once ----------------------------------------------------------------
+
+def ladder_diagnosis(got: list[str], want: list[str]) -> list[str]:
+    """What the extra packets of a tuned transaction say went wrong, one phrase per cause, in
+    the ladder's order (empty if none of the known causes shows)."""
+    found = []
+    first_request = next((i for i, s in enumerate(got) if s.startswith("→ DATA")), len(got))
+    first_reply = next((i for i, s in enumerate(got) if s.startswith("← DATA")), len(got))
+    if "→ ACK" in got[:first_request] and "→ ACK" not in want[:3]:
+        found.append("the client sent a bare ACK before its request: TCP_DEFER_ACCEPT and TCP_QUICKACK "
+                     "= 0 must be set on its socket before connect() (TODO 1; the strace check says "
+                     "where they were set)")
+    if "← ACK" in got[first_request:first_reply]:
+        found.append("the server acknowledged the request alone, before its reply: TCP_QUICKACK = 0 "
+                     "must be on the listening socket before the client comes, so that the accepted "
+                     "connection starts with delayed ACKs (--no-quickack, TODO 3)")
+    replies = [s for s in got if s.startswith("← DATA")]
+    if len(replies) > sum(1 for s in want if s.startswith("← DATA")):
+        found.append(f"the reply left in {len(replies)} segments: the cork must stay in from before the "
+                     "header until the body is written (--cork, TODO 2)")
+    if "← FIN" in got and "← FIN" not in want:
+        found.append("the server's FIN left alone, after its reply: close() while the cork is still in, "
+                     "so that the FIN rides on the reply; taking the cork out first sends the reply "
+                     "at once and leaves the FIN for a packet of its own (TODO 2)")
+    if "→ FIN" in got and "→ FIN" not in want:
+        found.append("the client's FIN left alone: with --close-early it rides on the request only "
+                     "if the request is still corked when shutdown(SHUT_WR) is called (http_get.cc, main)")
+    return found
+
 
 ALL_SERVER = ["--defer-accept", "--cork", "--no-quickack"]
 ALL_CLIENT = ["--defer-accept", "--no-quickack"]
@@ -269,6 +496,9 @@ def expect_whole_ladder(target, server_args, client_args, name: str, what: str, 
     got = steps(packets, port)
     want = reference_steps(name)
     if got != want:
+        found = ladder_diagnosis(got, want)
+        if found:
+            hint = "; ".join(found)
         fail(f"{what} took {len(got)} packets, not {len(want)}",
              tried=f"capture `tcp port {port}`: {tried_server(target, server_args, port)}; "
                    f"{tried_client(target, client_args, port)}",

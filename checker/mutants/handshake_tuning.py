@@ -60,6 +60,108 @@ MUTANTS = [
 ]
 
 
+# ---- student programs: wrong code of the kind a student writes in place of a TODO ----------
+
+CLIENT_TUNING = """    if (options.defer_accept)
+        set_option(fd, TCP_DEFER_ACCEPT, 1, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.no_quickack)
+        set_option(fd, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+    if (options.nodelay)
+        set_option(fd, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+"""
+
+SERVER_TUNING = """    if (options.defer_accept)
+        set_option(listener, TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.nodelay)
+        set_option(listener, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    if (options.no_quickack)
+        set_option(listener, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+"""
+
+REPLY = """    if (options.cork)
+        set_option(fd, TCP_CORK, 1, "setsockopt TCP_CORK");
+    // END TODO 2
+    if (!write_all(fd, header.data(), header.size()))
+        return;
+    if (!write_all(fd, body.data(), body.size()))
+        return;
+"""
+
+STUDENT = [
+    Mutant("socket-level-options", "http_get.cc",
+           [(CLIENT_TUNING, """    int on = 1, off = 0;
+    if (options.defer_accept && setsockopt(fd, SOL_SOCKET, TCP_DEFER_ACCEPT, &on, sizeof(on)) < 0)
+        die("setsockopt TCP_DEFER_ACCEPT");
+    if (options.no_quickack && setsockopt(fd, SOL_SOCKET, TCP_QUICKACK, &off, sizeof(off)) < 0)
+        die("setsockopt TCP_QUICKACK");
+    if (options.nodelay && setsockopt(fd, SOL_SOCKET, TCP_NODELAY, &on, sizeof(on)) < 0)
+        die("setsockopt TCP_NODELAY");
+""")],
+           {"client_defer_accept": "still sent 1 bare ACK", "strace_client": "SOL_SOCKET"},
+           "calls setsockopt() with level SOL_SOCKET: TCP_DEFER_ACCEPT (9) there is SO_KEEPALIVE, "
+           "TCP_QUICKACK (12) SO_PRIORITY, and nothing fails", student=True),
+    Mutant("quickack-after-connect", "http_get.cc",
+           [(CLIENT_TUNING, """    if (options.defer_accept)
+        set_option(fd, TCP_DEFER_ACCEPT, 1, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.nodelay)
+        set_option(fd, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    // TCP_QUICKACK is not permanent (tcp(7)): main() sets it once connected, next to the request.
+"""),
+            ("""    int fd = connect_to(host, positional[1], options);
+""", """    int fd = connect_to(host, positional[1], options);
+    if (options.no_quickack)   // right before the request, where it matters
+        set_option(fd, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+""")],
+           {"client_no_quickack": "still sent 1 bare ACK", "strace_client": "after connect()"},
+           "sets TCP_QUICKACK = 0 after connect(), next to the request, since the option is not "
+           "permanent: the handshake's ACK has left by then", student=True),
+    Mutant("tunes-its-own-socket", "http_get.cc",
+           [("""    std::string shown;
+    return connect_tcp(host, port, shown, [&](int fd) { tune_before_connect(fd, options); });
+""", """    // First the socket and its options, then the connection.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    tune_before_connect(fd, options);
+    std::string shown;
+    return connect_tcp(host, port, shown);
+""")],
+           {"client_defer_accept": "still sent 1 bare ACK", "strace_client": "never connected"},
+           "tunes a socket of its own, then lets connect_tcp() make and connect another one", student=True),
+    Mutant("uncork-before-close", "httpd.cc",
+           [(REPLY, """    if (options.cork)
+        set_option(fd, TCP_CORK, 1, "setsockopt TCP_CORK");
+    // END TODO 2
+    if (!write_all(fd, header.data(), header.size()))
+        return;
+    if (!write_all(fd, body.data(), body.size()))
+        return;
+    if (options.cork)   // the reply is complete: take the cork out, send it
+        set_option(fd, TCP_CORK, 0, "setsockopt TCP_CORK");
+""")],
+           {"all_tuned": "the server's FIN left alone"},
+           "takes the cork out after the body, before close(): the reply leaves, then the FIN alone",
+           student=True),
+    Mutant("options-on-each-connection", "httpd.cc",
+           [(SERVER_TUNING, """    if (options.defer_accept)
+        set_option(listener, TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS, "setsockopt TCP_DEFER_ACCEPT");
+    // --nodelay and --no-quickack are about connections: set on each one, in the loop below.
+"""),
+            ("""        int client = accept_client(listener);
+        set_read_timeout(client);
+""", """        int client = accept_client(listener);
+        set_read_timeout(client);
+        if (options.nodelay)
+            set_option(client, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+        if (options.no_quickack)
+            set_option(client, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+""")],
+           {"all_tuned": "took 7 packets", "strace_server": "after accept()"},
+           "sets TCP_NODELAY and TCP_QUICKACK on each accepted connection: with --defer-accept the "
+           "request has arrived, and been acknowledged, before accept() returns", student=True),
+]
+
+
 def mutants_for(lesson: str) -> list[Mutant]:
     """The known-bad programs of the lesson (course.toml names this module for it)."""
-    return MUTANTS
+    return MUTANTS + STUDENT

@@ -59,6 +59,132 @@ MUTANTS = [
 ]
 
 
+# ---- student programs: wrong code of the kind a student writes in place of a TODO ----------
+
+ECHO_LOOP = """    while (true) {
+        ssize_t n = read(client, buffer, sizeof(buffer));
+        if (n < 0 && errno == EINTR)
+            continue;      // a signal came before any byte: nothing is wrong
+        if (n <= 0)
+            return;        // 0: the client is done; < 0: the connection broke
+        if (!write_all(client, buffer, static_cast<size_t>(n)))
+            return;        // e.g. EPIPE: the client stopped listening
+    }
+"""
+
+ACCEPT_LOOP = """    while (true) {
+        int client = accept(listener, nullptr, nullptr);
+        if (client < 0) {
+            perror("accept");
+            continue;
+        }
+        echo(client);
+        close(client);   // our FIN: tells the client we are done too
+    }
+"""
+
+LISTENING_SOCKET = """static int open_listening_socket(const ServerOptions& options) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+
+    // Without this, restarting the server on a fixed port fails with
+    // "Address already in use" while the last connections sit in TIME_WAIT.
+    int yes = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes)) < 0)
+        die("setsockopt");
+
+    // The address: 127.0.0.1 (only this machine can connect) unless -b gave
+    // another; "0.0.0.0" (INADDR_ANY) would mean every address of the machine.
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    if (inet_pton(AF_INET, options.bind_address, &address.sin_addr) != 1)
+        die_with(options.bind_address, "not an IPv4 address");
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) < 0)
+        die("bind");
+"""
+
+STUDENT = [
+    Mutant("no-reuseaddr", "echo_server.cc",
+           [(LISTENING_SOCKET, """static int open_listening_socket(const ServerOptions& options) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(options.port));
+    if (inet_pton(AF_INET, options.bind_address, &address.sin_addr) != 1)
+        die_with(options.bind_address, "not an IPv4 address");
+    if (bind(fd, (sockaddr*)&address, sizeof(address)) < 0)
+        die("bind");
+""")],
+           {"restart_in_time_wait": "SO_REUSEADDR"},
+           "writes the socket/bind code without SO_REUSEADDR: a restart on the same port fails "
+           "while the last connection is in TIME_WAIT", student=True),
+    Mutant("closes-the-listener", "echo_server.cc",
+           [(ACCEPT_LOOP, """    while (true) {
+        int fd = accept(listener, nullptr, nullptr);
+        if (fd < 0) {
+            perror("accept");
+            continue;
+        }
+        echo(fd);
+        close(listener);   // done with this one
+    }
+""")],
+           {"second_client": "closed its listening socket", "closes_at_eof": "listening socket"},
+           "closes the listening socket instead of the client's after each client", student=True),
+    Mutant("echoes-whole-buffer", "echo_server.cc",
+           [(ECHO_LOOP, """    ssize_t n;
+    while ((n = read(client, buffer, sizeof(buffer))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (!write_all(client, buffer, sizeof(buffer)))
+            return;
+    }
+""")],
+           {"echo_line": "not sizeof(buffer)"},
+           "writes back sizeof(buffer) bytes whatever read() returned", student=True),
+    Mutant("dies-on-client-error", "echo_server.cc",
+           [(ECHO_LOOP, """    while (true) {
+        ssize_t n = read(client, buffer, sizeof(buffer));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("read");   // check every call, report, exit
+        if (n == 0)
+            return;
+        if (!write_all(client, buffer, static_cast<size_t>(n)))
+            die("write");
+    }
+""")],
+           {"client_reset": "ends that client only"},
+           "exits the whole server (die) when one client's read() or write() fails", student=True),
+    Mutant("eof-is-nothing-yet", "echo_server.cc",
+           [(ECHO_LOOP, """    while (true) {
+        ssize_t n = read(client, buffer, sizeof(buffer));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (n == 0)
+            continue;      // nothing has arrived yet: wait for more
+        if (!write_all(client, buffer, static_cast<size_t>(n)))
+            return;
+    }
+""")],
+           {"closes_at_eof": "again and again"},
+           "takes read() == 0 for \"nothing yet\" and reads again, for ever, at full speed",
+           student=True),
+]
+
+
 def mutants_for(lesson: str) -> list[Mutant]:
     """The known-bad programs of the lesson (course.toml names this module for it)."""
-    return MUTANTS
+    return MUTANTS + STUDENT

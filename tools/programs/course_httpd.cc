@@ -1,7 +1,8 @@
 // course-httpd: the course's own tiny HTTP/1.0 server, so that lesson 01's
 // client never needs the internet.
 //
-//   usage: course-httpd -p PORT [-b ADDRESS]   (-p 0: any free port; 127.0.0.1 unless -b)
+//   usage: course-httpd -p PORT [-b ADDRESS]   (-p 0: any free port; 127.0.0.1 unless -b;
+//                                               an IPv6 address such as -b ::1 works too)
 //
 // Pages (every reply: status line and headers in one write, the body after):
 //   /            a list of these pages
@@ -9,6 +10,9 @@
 //   /big         4 MiB of numbered text lines (/bytes/N: the first N bytes of it)
 //   /dribble     a short body written one byte per write(), 2 ms apart, so a
 //                client sees it arrive in many small pieces
+//   /binary      512 bytes that are not text: every byte value 0..255, then
+//                255..0 (a NUL first), for clients that treat a reply as a C string
+// Any other path gets 404 with a short body.
 // Each connection is served by its own thread and closed after one reply.
 //
 // What clients cannot do to it, however many and however slow:
@@ -25,6 +29,7 @@
 #include "common/server.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -118,6 +123,7 @@ struct Reply {
     bool big_text = false;      // the first `length` bytes of the /big text
     std::size_t length = 0;
     bool dribble = false;
+    const char* type = "text/plain";
 
     std::size_t body_size() const { return big_text ? length : text.size(); }
 };
@@ -141,7 +147,7 @@ static Reply route(const std::string& method, const std::string& path) {
     if (method != "GET") {
         reply = error_reply(405, "only GET is served here\n");
     } else if (path == "/") {
-        reply.text = "pages: /small /big /bytes/N /dribble\n";
+        reply.text = "pages: /small /big /bytes/N /dribble /binary\n";
     } else if (path == "/small") {
         reply.text = "Hello from the netcourse server!\n";
     } else if (path == "/big") {
@@ -154,6 +160,12 @@ static Reply route(const std::string& method, const std::string& path) {
             reply = error_reply(400, "want /bytes/N with N from 0 to 67108864\n");
         else
             reply = big(static_cast<std::size_t>(n));
+    } else if (path == "/binary") {
+        reply.type = "application/octet-stream";
+        for (int i = 0; i < 256; i++)
+            reply.text += static_cast<char>(i);
+        for (int i = 255; i >= 0; i--)
+            reply.text += static_cast<char>(i);
     } else if (path == "/dribble") {
         reply.text = "This body arrives one byte per write: did you keep calling recv()?\n";
         reply.dribble = true;
@@ -220,7 +232,7 @@ static void serve(int fd) {
         break;
     }
     std::string head = "HTTP/1.0 " + std::to_string(reply.status) + " " + reason(reply.status) +
-                       "\r\nContent-Type: text/plain\r\nContent-Length: " +
+                       "\r\nContent-Type: " + reply.type + "\r\nContent-Length: " +
                        std::to_string(reply.body_size()) + "\r\nConnection: close\r\n\r\n";
     bool ok = write_all(fd, head.data(), head.size()) && send_body(fd, reply);
     std::fprintf(stderr, "%s %s -> %d, %zu body bytes%s\n", method.c_str(), path.c_str(),
@@ -311,10 +323,32 @@ static int accept_with_reserve(int listener, int& reserve) {
     return client;
 }
 
+// listen_tcp() for an IPv6 address (-b ::1): common/server.cc's speaks IPv4 only,
+// and lesson 01 checks that its client reaches a server by an IPv6 address too.
+static int listen_tcp6(const ServerOptions& options) {
+    sockaddr_in6 address{};
+    address.sin6_family = AF_INET6;
+    address.sin6_port = htons(static_cast<uint16_t>(options.port));
+    if (inet_pton(AF_INET6, options.bind_address, &address.sin6_addr) != 1)
+        die_with(options.bind_address, "not an IPv6 address");
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    int yes = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes)) < 0)
+        die("setsockopt");
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) < 0)
+        die("bind");
+    if (listen(fd, SOMAXCONN) < 0)
+        die("listen");
+    return fd;   // announce_port() reads the port: sin6_port lies where sin_port does
+}
+
 int main(int argc, char** argv) {
     ServerOptions options = parse_server_options(argc, argv);
     stop_on_signals();
-    int listener = listen_tcp(options);
+    bool ipv6 = std::strchr(options.bind_address, ':') != nullptr;
+    int listener = ipv6 ? listen_tcp6(options) : listen_tcp(options);
     int reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     announce_port(listener);
     while (true) {
