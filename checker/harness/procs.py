@@ -164,6 +164,7 @@ class RunResult:
     timed_out: bool
     seconds: float
     limits: tuple = ()       # the output limits it reached, in words
+    activity: str | None = None   # what it was doing when it was killed (run's on_timeout)
 
     @property
     def command(self) -> str:
@@ -206,16 +207,20 @@ def program_lines(data: bytes, limit=12, label="your program") -> list[str]:
     return shown
 
 
-def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None) -> RunResult:
+def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None,
+        on_timeout=None) -> RunResult:
     """Runs argv to completion (or kills it and all its descendants after `timeout` seconds).
     Its output is kept bounded (Output); once it has exited, a descendant that holds its
-    output open is not waited for."""
+    output open is not waited for. on_timeout(pid), if given, looks at a program that is
+    still running at the timeout, before it is killed; what it returns is the result's
+    `activity` (None otherwise)."""
     start = time.monotonic()
     proc = spawn(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
     out, err = Output(STDOUT_LIMIT), Output(STDERR_LIMIT)
     finished = _collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
                         input, Deadline(timeout))
+    activity = on_timeout(proc.pid) if on_timeout and not finished else None
     kill_group(proc)   # whatever it left behind, in its group or not
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
@@ -225,7 +230,7 @@ def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None) ->
         limits += (f"reached the memory limit ({sandbox.limits['memory_mib']} MiB for the checker's "
                    "programs together): killed by the kernel",)
     return RunResult(list(argv), proc.returncode if finished else None, out.bytes(), err.bytes(),
-                     not finished, time.monotonic() - start, limits)
+                     not finished, time.monotonic() - start, limits, activity)
 
 
 AFTER_EXIT = 1.0   # how long a program's output is still read once it has exited

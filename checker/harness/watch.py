@@ -9,12 +9,9 @@ reply that never came is not the same mistake as a loop that spins on recv() == 
 /proc/PID/task/TID/syscall tells which system call a thread is blocked in (see
 deadlock.thread_states); a thread blocked in none is running, and its CPU time shows how hard.
 """
-import subprocess
-import time
-
 from . import procfs
 from .deadlock import thread_states
-from .procs import RunResult, kill_group, spawn
+from .procs import RunResult, run
 
 CPU_WINDOW = 0.2   # seconds over which a running program's CPU share is measured
 
@@ -40,19 +37,4 @@ def activity(pid: int) -> str | None:
 def run_watched(argv, timeout: float, env=None) -> RunResult:
     """Like procs.run(), but a program still running at the timeout is looked at before it is
     killed: the result's `activity` then says what it was doing (else it is None)."""
-    start = time.monotonic()
-    proc = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    seen = None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        seen = activity(proc.pid)
-        kill_group(proc)
-        out, err = proc.communicate()
-        timed_out = True
-    kill_group(proc)   # reaps any child it left behind in its group
-    result = RunResult(list(argv), None if timed_out else proc.returncode, out, err, timed_out,
-                       time.monotonic() - start)
-    result.activity = seen
-    return result
+    return run(argv, timeout=timeout, env=env, on_timeout=activity)
