@@ -44,8 +44,7 @@ MUTANTS = [
            "dies of SIGTERM instead of exiting 0"),
     Mutant("chatty-startup", "echo_server.cc",
            [("    announce_port(listener);\n",
-             "    announce_port(listener);\n"
-             "    {   // \"checks\" that it is up by connecting to itself\n"
+             "    {   // \"checks\" that it is up by connecting to itself, before it says so\n"
              "        sockaddr_in self{};\n"
              "        socklen_t length = sizeof(self);\n"
              "        getsockname(listener, reinterpret_cast<sockaddr*>(&self), &length);\n"
@@ -53,7 +52,8 @@ MUTANTS = [
              "        int probe = socket(AF_INET, SOCK_STREAM, 0);\n"
              "        connect(probe, reinterpret_cast<sockaddr*>(&self), length);\n"
              "        close(probe);\n"
-             "    }\n")],
+             "    }\n"
+             "    announce_port(listener);\n")],
            {"listen_is_silent": "packets on the server's port"},
            "sends packets while starting up"),
 ]
