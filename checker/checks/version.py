@@ -75,6 +75,13 @@ class Version:
         return ", ".join(self.variants)
 
     @property
+    def workload_extra(self) -> str:
+        """What the race check's clients send besides set/get/delete, for its title."""
+        if not self.exch:
+            return ", get of 5 keys"
+        return ", get of 5 keys, exch" + ("" if self.self_deadlock else " (one bucket and two)")
+
+    @property
     def commands(self) -> str:
         """The commands this version answers, for a title."""
         return "set, get, delete" + (", exch" if self.exch else "")
