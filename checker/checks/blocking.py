@@ -1,7 +1,7 @@
 """Bad clients must not block good ones: a client that never hangs up, one that sent
 half a request, one that never reads its replies (the wdb_* programs in tools/programs
 do the same, for trying by hand). Versions 1 and 3 block on purpose."""
-from checker.harness import T, fail, note
+from checker.harness import T, fail, note, thread_states
 from checker.checks import wdb
 from checker.checks.version import check
 from checker.checks.weensydb import hang_hint, server, watchdog, what_it_does
@@ -74,6 +74,7 @@ def second_client_while(target, v, bad_client, bad_title: str, try_it: str, hint
             details = []
             if v.threads:
                 details = watchdog(target, s.proc.pid)
+                hint = blocked_hint(s.proc.pid, hint)
             elif v.event_loop:
                 details = [f"the server's one thread is {what_it_does(s.proc.pid)}"]
                 hint = ("one thread serves everyone, so it must never wait for one client: "
@@ -95,3 +96,21 @@ def after_bad_client_hint(target, pid, v) -> str:
     hint, _ = hang_hint(target, pid)
     return hint or ("the bad client's thread must release table_mutex when its client leaves, "
                     "whichever way it leaves (a std::lock_guard does)")
+
+
+def blocked_hint(pid, hint: str) -> str:
+    """The hint for a thread-per-connection server that served nobody else while a bad client
+    was connected, from what its threads are doing: the check's own hint (a lock held while
+    waiting for a client) unless the threads show another cause."""
+    try:
+        threads = [t for t in thread_states(pid) if t.state != "Z"]
+    except OSError:
+        return hint
+    if len(threads) == 1:
+        return ("the server has one thread: main() serves the client itself, and while it waits "
+                "for the bad client nobody accepts the next. Hand each client to a thread of its "
+                "own, detached, and go straight back to accept")
+    if any(t.wait == "join" for t in threads):
+        return ("main() waits for the client's thread to end (join), so it accepts nobody "
+                "meanwhile: detach() the thread instead")
+    return hint

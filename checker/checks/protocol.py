@@ -3,12 +3,12 @@ its error line, and work with real memcached clients (pymemcache, libmemcached).
 import tempfile
 import pathlib
 
-from checker.harness import LineClient, T, fail, note
+from checker.harness import CheckFailed, LineClient, T, fail, note
 from checker.harness.faults import faults_env, read_faults
 from checker.harness.target import make
 from checker.checks import wdb
 from checker.checks.version import check
-from checker.checks.weensydb import expect_reply, server
+from checker.checks.weensydb import expect_reply, hang_hint, server, server_gone
 
 
 @check("builds ({v.variant_names})")
@@ -96,9 +96,29 @@ def test_bad_input(target, v):
 @check("real memcached clients (pymemcache, libmemcached) set, get and delete", needs=["build"])
 def test_pymemcache(target, v):
     with server(target) as s:
-        wdb.pymemcache_session(s.port)
-        note("pymemcache: set (noreply and not), get, get_many, delete: all as memcached")
-        note(wdb.libmemcached_session(s.port))
+        try:
+            wdb.pymemcache_session(s.port)
+            note("pymemcache: set (noreply and not), get, get_many, delete: all as memcached")
+            note(wdb.libmemcached_session(s.port))
+        except CheckFailed as failure:
+            if not v.event_loop:
+                with_server_state(failure, target, s)
+            raise
+
+
+def with_server_state(failure, target, s):
+    """A client's failure, told by what the server did: died (by which signal), or, when the
+    client waited in vain, what its threads are doing (from /proc)."""
+    crash = server_gone(s, wait=True)
+    waited = any(words in (failure.seen or "") for words in ("timed out", "still running"))
+    if crash:
+        failure.hint, more = crash
+        failure.details += more
+    elif waited:
+        hint, more = hang_hint(target, s.proc.pid)
+        if hint:
+            failure.hint = hint
+        failure.details += more
 
 
 SHORT_IO_HINT = ("a read() may return fewer bytes than a whole request and a write() may take "

@@ -3,13 +3,13 @@
 Version 6 is expected to hang on an exch of two keys in one bucket, and
 to deadlock under exch a b ∥ exch b a.
 """
-from checker.checks import blocking, deadlocks, locks, protocol, resources
+from checker.checks import blocking, deadlocks, locks, protocol
 from checker.checks.version import lesson_checks
 
 globals().update(lesson_checks(
     "08-weensydb-6",
     protocol.test_build, protocol.test_protocol, protocol.test_bad_input, protocol.test_pymemcache,
-    protocol.test_short_io, resources.test_no_fd_leak,
+    protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
     locks.test_no_lock_across_io, locks.test_bucket_locks, locks.test_races,
     deadlocks.test_exch_same_bucket, deadlocks.test_exch_abba,

@@ -77,9 +77,7 @@ class Version:
     @property
     def workload_extra(self) -> str:
         """What the race check's clients send besides set/get/delete, for its title."""
-        if not self.exch:
-            return ", get of 5 keys"
-        return ", get of 5 keys, exch" + ("" if self.self_deadlock else " (one bucket and two)")
+        return ", 5-key get" + (", exch" if self.exch else "")
 
     @property
     def commands(self) -> str:

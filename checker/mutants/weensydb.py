@@ -44,6 +44,11 @@ BLOCKED = {"never_close": "got no answer", "half_request": "got no answer",
            "slow_reader": "got no answer"}
 
 
+def no_close() -> Mutant:
+    return Mutant("no-close", FILE, [("    close(client);\n", "")], {"no_fd_leak": "CLOSE_WAIT"},
+                  "never closes a client's socket")
+
+
 def lock_per_connection() -> Mutant:
     """A per-bucket (or per-request) version that also holds a mutex for the whole connection."""
     return Mutant("lock-per-connection", FILE,
@@ -102,6 +107,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
                    "serves every client on its own thread already"),
         ],
         "04-weensydb-2": [
+            no_close(),
             Mutant("no-thread", FILE,
                    [("        std::thread(handle_connection, client).detach();\n",
                      "        handle_connection(client);\n")],
@@ -115,6 +121,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
                    {"races": "TSan found no data race"}, "already locks the table"),
         ],
         "05-weensydb-3": [
+            no_close(),
             Mutant("lock-per-request", FILE,
                    [("    std::lock_guard guard(table_mutex);   // held until this client hangs up\n", ""),
                     ("static void execute(const Request& request, std::string& reply) {\n",
@@ -128,7 +135,7 @@ def by_lesson() -> dict[str, list[Mutant]]:
                    {"races": "TSan reported"}, "never locks the table"),
         ],
         "06-weensydb-4": [
-            eintr_ends_the_connection(),
+            eintr_ends_the_connection(), no_close(),
             Mutant("lock-across-write", FILE,
                    [(V4_LOCK, V4_NO_LOCK),
                     ("        std::string reply;\n        execute(request, reply);\n",
@@ -261,6 +268,11 @@ def students_04() -> list[Mutant]:
                {"protocol": "neither joined nor detached"},
                "makes a std::thread and lets it be destroyed unjoined: std::terminate",
                student=True),
+        Mutant("thread-joined", FILE, [(DETACH,
+               "        std::thread worker(handle_connection, client);\n"
+               "        worker.join();                  // a thread must be joined before it is destroyed\n")],
+               {"never_close": "detach() the thread instead"},
+               "joins each client's thread, so main waits for every client to leave", student=True),
         Mutant("client-by-reference", FILE, [(DETACH,
                "        std::thread worker([&] { handle_connection(client); });\n"
                "        worker.detach();                // it runs on its own now\n")],
