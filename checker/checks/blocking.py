@@ -108,7 +108,7 @@ def blocked_hint(pid, hint: str) -> str:
         return hint
     if len(threads) == 1:
         return ("the server has one thread: main() serves the client itself, and while it waits "
-                "for the bad client nobody accepts the next. Hand each client to a thread of its "
+                "for one client, nobody accepts the next. Hand each client to a thread of its "
                 "own, detached, and go straight back to accept")
     if any(t.wait == "join" for t in threads):
         return ("main() waits for the client's thread to end (join), so it accepts nobody "

@@ -94,7 +94,7 @@ def test_races(target, v):
     if v.races:
         if not races:
             fail("TSan found no data race",
-                 tried="the TSan build, 6 clients at once doing set/get/delete",
+                 tried=f"the TSan build, 6 clients at once doing set/get/delete{v.workload_extra}",
                  expected=f"version {v.number}'s unprotected table to race",
                  seen=("TSan reported: " + "; ".join(summaries)) if summaries
                  else "no report at all" + (f"; clients saw: {errors[0]}" if errors else ""),
@@ -103,7 +103,7 @@ def test_races(target, v):
         handed = [r for r in races if in_main(r)]
         if handed:
             fail("TSan found a race on a variable of main(), besides the table's",
-                 tried="the TSan build, 6 clients at once",
+                 tried=f"the TSan build, 6 clients at once doing set/get/delete{v.workload_extra}",
                  expected="the races of this version to be in the table only",
                  seen=handed[0].summary(),
                  details=[f"the whole TSan output: {saved}"],

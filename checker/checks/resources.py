@@ -10,8 +10,9 @@ import socket
 from checker.harness import CheckFailed, LineClient, T, fail, note, procfs, show_bytes, start_server, wait_until
 from checker.harness.procs import program_lines
 from checker.checks import wdb
+from checker.checks.blocking import blocked_hint
 from checker.checks.version import check
-from checker.checks.weensydb import PROGRAM, server, what_it_does
+from checker.checks.weensydb import PROGRAM, hang_hint, server, what_it_does
 
 CLOSE_WAIT = "08"   # the st column of /proc/net/tcp (include/net/tcp_states.h: TCP_CLOSE_WAIT)
 CLIENTS = 20
@@ -92,7 +93,20 @@ def test_out_of_descriptors(target, v):
                     client = LineClient(s.port)
                     held.append(client)
                     client.send(b"get x\r\n")
-                    client.read_line(f"client {n + 1}'s END")
+                    try:
+                        client.read_line(f"client {n + 1}'s END")
+                    except CheckFailed as failure:
+                        if ended(s):
+                            raise
+                        hint, details = hang_hint(target, pid)
+                        hint = blocked_hint(pid, hint)   # one thread, or main in join()
+                        fail(f"client {n + 1} was not served while {n} others stayed connected",
+                             tried=f"{n + 1} clients connected, one after another, each sent `get x` "
+                                   f"and stayed (the server's open-files limit: {LIMIT}, room for "
+                                   f"{room})", expected="END\\r\\n for each", seen=failure.what,
+                             details=details,
+                             hint=hint or "every client must be served at once, each on a thread of "
+                                          "its own (the checks of the bad clients say more)")
                 for _ in range(EXTRA):
                     sock = socket.create_connection(("127.0.0.1", s.port), timeout=T(5))
                     extra.append(sock)
@@ -103,7 +117,7 @@ def test_out_of_descriptors(target, v):
             except (CheckFailed, OSError):
                 if not ended(s):
                     raise
-            if ended(s):
+            if not s.alive():
                 code = s.proc.poll()
                 fail("the server ended when accept() failed with EMFILE (out of descriptors)",
                      tried=tried, expected="the server to wait until a descriptor is free",
@@ -122,9 +136,10 @@ def test_out_of_descriptors(target, v):
                      seen=f"{share:.0%} of a core over 0.5 s; its main thread was {doing}",
                      details=[f"[the server] {said[-1].decode(errors='replace')}   "
                               f"({len(said):,} lines on stderr so far)"] if said else [],
-                     hint="while the process is at its open-files limit the listener stays readable "
-                          "and accept() fails at once, so a loop that only retries spins: sleep a "
-                          "little after EMFILE (accept_client in common/server.cc waits 10 ms)")
+                     hint="while the process is at its open-files limit, accept() fails at once, "
+                          "every time (Linux takes the new descriptor's number before it waits for a "
+                          "client), so a loop that only retries spins: wait a little after EMFILE "
+                          "(accept_client in common/server.cc waits 10 ms)")
             client = held[0]
             client.send(b"set still 0 0 2\r\nok\r\n")
             if client.read_line("STORED") != b"STORED\r\n":

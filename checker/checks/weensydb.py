@@ -9,8 +9,8 @@ import re
 import signal
 import tempfile
 
-from checker.harness import (CheckFailed, LockTrace, diagnose_hang, fail, locktrace_env, note, show_bytes,
-                             start_server, start_tsan_server, thread_states, T)
+from checker.harness import (CheckFailed, LockTrace, diagnose_hang, fail, locktrace_env, note, procfs,
+                             show_bytes, start_server, start_tsan_server, thread_states, T)
 from checker.harness.procs import program_lines
 from checker.harness.target import ROOT
 from checker.harness.tsan import read_log_text
@@ -85,7 +85,7 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
         elif failure.seen in (None, "", "(no bytes)"):
             why = silent_hint
             if why is None and server is not None:
-                why, more = hang_hint(target, server.proc.pid)
+                why, more = hang_hint(target, server.proc.pid, client)
                 details += more
             why = why or ("not a byte came back: the server never wrote a reply to this "
                           "request (is it still waiting for more of it, or stuck?)")
@@ -182,9 +182,10 @@ def server_gone(server, wait: bool = False):
             f"ends only when told to (SIGTERM); which call failed? Its stderr is above", lines)
 
 
-def hang_hint(target, pid) -> tuple[str | None, list[str]]:
+def hang_hint(target, pid, client=None) -> tuple[str | None, list[str]]:
     """(hint, details) for a server that did not answer: what its threads are doing,
-    read from /proc (and gdb, when a mutex is involved)."""
+    read from /proc (and gdb, when a mutex is involved); given the client, whether the
+    server has read all it sent (/proc/net/tcp)."""
     try:
         threads = [t for t in thread_states(pid) if t.state != "Z"]
     except OSError:
@@ -215,10 +216,32 @@ def hang_hint(target, pid) -> tuple[str | None, list[str]]:
                 [f"the server's threads, from /proc: {states}"])
     readers = [t for t in threads if (t.activity() or "").startswith(("blocked in read", "blocked in recv"))]
     if readers:
+        details = [f"the server's threads, from /proc: {states}"]
+        if unread_by_server(client) == 0:
+            details.append("/proc/net/tcp: the server's socket for this client holds no unread byte")
+            if client.sent.startswith(b"set"):
+                return ("the server has read every byte of this request and waits in read() for "
+                        "more: it answered with no bytes at all, or it takes the data block as "
+                        "unfinished (does it wait for more bytes than the set's size says?)", details)
+            return ("the server has read all of this request and waits in read() for the next: "
+                    "it answered this one with no bytes at all. Does every path append a reply "
+                    "(a get that finds nothing still ends with END)?", details)
         return ("the server is waiting in read() for more from its clients: it did not take this "
                 "request as complete, or it answered it with no bytes at all (an empty reply?)",
-                [f"the server's threads, from /proc: {states}"])
+                details)
     return None, [f"the server's threads, from /proc: {states}"] if threads else []
+
+
+def unread_by_server(client) -> int | None:
+    """Bytes the client sent that wait unread in the server's socket; None if unknown."""
+    if client is None:
+        return None
+    try:
+        server_port, client_port = client.sock.getpeername()[1], client.sock.getsockname()[1]
+    except OSError:
+        return None
+    queues = procfs.tcp_queues(server_port, client_port)
+    return None if queues is None else queues[1]
 
 
 def watchdog(target, pid) -> list[str]:

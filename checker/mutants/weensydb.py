@@ -251,6 +251,18 @@ def students_03() -> list[Mutant]:
                {"no_fd_leak": "CLOSE_WAIT"},
                "returns from handle_connection before close(client): a descriptor per client",
                student=True),
+        Mutant("end-only-when-found", FILE, [(GET_LOOP + GET_END,
+               "    for (const std::string& key : request.keys) {\n"
+               "        Bucket& bucket = table[bucket_of(key)];\n"
+               "        if (Item* item = find_item(bucket, key)) {\n"
+               "            append_value(reply, item->key, item->flags, item->value);\n"
+               "            if (request.last_part)\n"
+               "                reply += \"END\\r\\n\";\n"
+               "        }\n"
+               "    }\n")],
+               {"protocol": "answered this one with no bytes at all"},
+               "get writes END after each value found, and nothing at all for a missing key",
+               student=True),
         Mutant("get-first-key", FILE, [(GET_LOOP,
                "    const std::string& key = request.keys[0];\n"
                "    if (Item* item = find_item(table[bucket_of(key)], key))\n"
@@ -295,7 +307,7 @@ def students_04() -> list[Mutant]:
                         "            perror(\"accept\");\n"
                         "            continue;                   // try the next one\n"
                         "        }\n")],
-               {"out_of_descriptors": "sleep a little after EMFILE"},
+               {"out_of_descriptors": "wait a little after EMFILE"},
                "writes its own accept loop, which retries a failed accept (EMFILE) at once, "
                "for ever", student=True),
     ]
