@@ -5,6 +5,10 @@ Some bugs fit every version (a get reply without END, a parser that takes a
 about: each version's expected bug must disappear in a mutant that fixes it
 (so the check that expects it fails), and each fixed version must be caught
 when the bug comes back.
+
+The student programs (student=True, at the end) are each version's TODOs written the
+wrong way, as students write them when they do not copy the solution: a loop, a lock's
+scope, an accept loop, an order of locks.
 """
 from . import Mutant
 
@@ -538,15 +542,12 @@ def students_10() -> list[Mutant]:
     ]
 
 
+STUDENTS = {"03-weensydb-1": students_03, "04-weensydb-2": students_04,
+            "05-weensydb-3": students_05, "06-weensydb-4": students_06,
+            "07-weensydb-5": students_07, "08-weensydb-6": students_08,
+            "09-weensydb-7": students_09, "10-weensydb-8": students_10}
+
+
 def mutants_for(lesson: str) -> list[Mutant]:
     """The known-bad programs of the lesson (course.toml names this module for it)."""
-    return everywhere() + by_lesson()[lesson] + STUDENTS.get(lesson, lambda: [])()
-
-
-STUDENTS = {"03-weensydb-1": students_03, "04-weensydb-2": students_04,
-            "05-weensydb-3": students_05,
-            "06-weensydb-4": students_06,
-            "07-weensydb-5": students_07,
-            "08-weensydb-6": students_08,
-            "09-weensydb-7": students_09,
-            "10-weensydb-8": students_10}
+    return everywhere() + by_lesson()[lesson] + STUDENTS[lesson]()
