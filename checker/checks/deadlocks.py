@@ -2,6 +2,7 @@
 lock for the table, versions 1-4, exch cannot deadlock). Version 6 locks a shared bucket
 twice on purpose, versions 6 and 7 lock in the keys' order (ABBA) on purpose. A hang
 is diagnosed by the watchdog (checker/harness/deadlock.py), an ABBA order by TSan."""
+import random
 import tempfile
 
 from checker.harness import LineClient, T, fail, note, read_reports, show_bytes
@@ -28,8 +29,9 @@ def test_exch_same_bucket(target, v):
                 fail("exch of two keys in one bucket was answered", tried=tried,
                      expected="the thread to lock the bucket's mutex twice, and hang",
                      seen=seen,
-                     hint=f"version {v.number} locks b1 then b2 without asking whether "
-                          f"they are the same: {v.self_deadlock} does")
+                     hint=f"version {v.number} holds both buckets' mutexes during the exchange, "
+                          f"locking b1's and then b2's without asking whether they are the same "
+                          f"mutex ({v.self_deadlock} asks): does yours hold both at once?")
             if seen != "EXCHANGED\\r\\n":
                 fail("exch of two keys in one bucket got the wrong answer", tried=tried,
                      expected="EXCHANGED\\r\\n", seen=seen)
@@ -81,9 +83,13 @@ def test_exch_abba(target, v):
                 note("  " + line)
         return
     if stress.errors and not stress.hung:
+        not_found = [e for e in stress.errors if "NOT_FOUND" in e]
         fail("exch under stress got wrong answers", tried=tried,
              expected="EXCHANGED\\r\\n every time", seen="\n".join(stress.errors[:3]),
-             hint="exch of two keys that exist must always answer EXCHANGED")
+             hint=("both keys exist, yet exch answered NOT_FOUND: is "
+                   "exchange_items given each key with its own bucket, table[b1] with key1 and "
+                   "table[b2] with key2? The lock order changes, not where each key lives")
+             if not_found else "exch of two keys that exist must always answer EXCHANGED")
     if stress.hung or inversions or others:
         what = ("the server deadlocked" if stress.hung else
                 "TSan reports a lock-order inversion (a deadlock waiting to happen)"
@@ -97,3 +103,64 @@ def test_exch_abba(target, v):
                   "whatever the order of the keys")
     note(f"{stress.done} exch answered, no deadlock, no lock-order inversion"
          + (" (the data races are the check above's)" if v.races else ", TSan silent"))
+
+
+MANY_BUCKETS, KEYS_PER_BUCKET, PAIRS = 8, 6, 300
+
+
+def many_pairs() -> tuple[list[str], list[tuple[str, str]]]:
+    """48 keys, 6 in each of 8 buckets, and 300 exch of two of them, drawn with a fixed
+    seed: most in two buckets, in either order, a few in one. Any order of locking that is
+    not one order of the buckets (the keys' text, the first key, …) takes two buckets in
+    both orders somewhere here."""
+    groups = list(wdb.keys_by_bucket(MANY_BUCKETS, KEYS_PER_BUCKET).values())
+    keys = [k for group in groups for k in group]
+    pick = random.Random(8)
+    pairs = []
+    for n in range(PAIRS):
+        g1 = pick.randrange(len(groups))
+        g2 = g1 if n % 10 == 0 else pick.choice([g for g in range(len(groups)) if g != g1])
+        k1 = pick.choice(groups[g1])
+        k2 = pick.choice([k for k in groups[g2] if k != k1])
+        pairs.append((k1, k2))
+    return keys, pairs
+
+
+@check(f"exch of {PAIRS} key pairs over {MANY_BUCKETS} buckets: TSan finds no lock-order inversion",
+       needs=["exch_abba"], when=("exch", "bucket_locks"))
+def test_exch_many_pairs(target, v):
+    """The ABBA check uses one pair of keys, and an order that is right for one pair (the
+    keys' alphabetical order, say) passes it. Here 300 pairs of 48 keys, 6 to a bucket: a
+    lock order is only right if it is an order of the buckets themselves."""
+    keys, pairs = many_pairs()
+    tried = (f"the TSan build; {len(keys)} keys set, {KEYS_PER_BUCKET} in each of {MANY_BUCKETS} "
+             f"buckets; then {PAIRS} exch of two of them, one after another on one connection, "
+             f"e.g. `exch {pairs[1][0]} {pairs[1][1]}`, `exch {pairs[2][0]} {pairs[2][1]}`")
+    with tempfile.TemporaryDirectory(prefix="tsan-") as logs:
+        with tsan_server(target, logs) as s:
+            with LineClient(s.port, timeout=T(5)) as client:
+                for key in keys:
+                    expect_reply(target, client, f"set {key} 0 0 1\r\nx\r\n".encode(), b"STORED\r\n")
+                for k1, k2 in pairs:
+                    expect_reply(target, client, f"exch {k1} {k2}\r\n".encode(), b"EXCHANGED\r\n",
+                                 what=f"exch {k1} {k2} (buckets {wdb.bucket_of(k1)} and "
+                                      f"{wdb.bucket_of(k2)})", server=s,
+                                 hint="exch of two keys that exist answers EXCHANGED: is "
+                                      "exchange_items given each key with its own bucket, "
+                                      "table[b1] with key1 and table[b2] with key2?")
+            s.stop()
+        reports = read_reports(logs, source_dir=target.source_dir)
+        saved = keep_tsan_output(target, logs, "exch-many-pairs") if reports else None
+    inversions = [r for r in reports if "lock-order-inversion" in r.kind]
+    others = [r for r in reports if r not in inversions and r.kind != "thread leak"]
+    if inversions or others:
+        fail("TSan reports a lock-order inversion (a deadlock waiting to happen)" if inversions
+             else f"TSan reported {others[0].kind}",
+             tried=tried, expected="TSan silent: every exch takes its two buckets in one global order",
+             seen=f"{PAIRS} exch answered; " + "; ".join(r.summary() for r in (inversions + others)[:2]),
+             details=[f"the whole TSan output: {saved}"],
+             hint="an order that is right for one pair of keys is not enough: it must be one order "
+                  "of the mutexes themselves, the same whichever keys lead to them. The bucket "
+                  "number is such an order (lower first); the keys' text, or the first key, is "
+                  "not: two keys can sort one way while their buckets sort the other")
+    note(f"{PAIRS} exch over {len(keys)} keys in {MANY_BUCKETS} buckets, TSan silent")

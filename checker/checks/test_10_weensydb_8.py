@@ -11,5 +11,5 @@ globals().update(lesson_checks(
     protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
     locks.test_no_lock_across_io, locks.test_bucket_locks, locks.test_races,
-    deadlocks.test_exch_same_bucket, deadlocks.test_exch_abba,
+    deadlocks.test_exch_same_bucket, deadlocks.test_exch_abba, deadlocks.test_exch_many_pairs,
 ))

@@ -75,6 +75,11 @@ class Version:
         return ", ".join(self.variants)
 
     @property
+    def workload_extra(self) -> str:
+        """What the race check's clients send besides set/get/delete, for its title."""
+        return ", 5-key get" + (", exch" if self.exch else "")
+
+    @property
     def commands(self) -> str:
         """The commands this version answers, for a title."""
         return "set, get, delete" + (", exch" if self.exch else "")

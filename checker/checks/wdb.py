@@ -10,8 +10,8 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from checker.harness import (CannotCheck, CheckFailed, LineClient, T, procfs, run, show_bytes, thread_states,
-                             wait_until)
+from checker.harness import (CannotCheck, CheckFailed, Deadline, LineClient, T, procfs, run, show_bytes,
+                             thread_states, wait_until)
 
 NBUCKETS = 1024
 MAX_VALUE = 1 << 20
@@ -36,6 +36,20 @@ def keys_in_same_bucket() -> tuple[str, str]:
             return seen[b], key
         seen[b] = key
     raise AssertionError("no two keys share a bucket")
+
+
+def keys_by_bucket(buckets: int, per_bucket: int) -> dict[int, list[str]]:
+    """{bucket: its keys}: the first `buckets` buckets to hold `per_bucket` of the keys m0, m1, …"""
+    found: dict[int, list[str]] = {}
+    for i in range(1_000_000):
+        key = f"m{i}"
+        keys = found.setdefault(bucket_of(key), [])
+        if len(keys) < per_bucket:
+            keys.append(key)
+            full = [b for b, ks in found.items() if len(ks) == per_bucket]
+            if len(full) == buckets:
+                return {b: found[b] for b in full}
+    raise AssertionError("not enough keys")
 
 
 def keys_in_different_buckets() -> tuple[str, str]:
@@ -158,11 +172,33 @@ def pymemcache_session(port: int):
             if got != want:
                 raise CheckFailed(f"pymemcache's {what} went wrong",
                                   tried="; ".join(done + [what]), expected=repr(want), seen=repr(got),
-                                  hint="pymemcache parses replies strictly: every line must end in "
-                                       "\\r\\n, and a noreply request must get no reply at all")
+                                  hint=pymemcache_hint(got, done))
             done.append(what.split("   ")[0])
     finally:
         client.close()
+
+
+def pymemcache_hint(got, done: list[str]) -> str:
+    """The hint for a step of the pymemcache session that went wrong, by what pymemcache met."""
+    text = got if isinstance(got, str) else ""
+    if "closed the connection" in text or "Connection reset" in text or "Broken pipe" in text:
+        return ("the server closed the connection in the middle of pymemcache's session "
+                f"(after {len(done)} step{'s' if len(done) != 1 else ''} went right): it must "
+                "keep reading requests until the client hangs up")
+    if "timed out" in text or "timeout" in text.lower():
+        return ("pymemcache waited for a whole reply line and none came: every reply line must "
+                "end in \\r\\n (pymemcache waits for the \\r\\n), and every request that is "
+                "not noreply gets an answer")
+    if any(answer in text for answer in ("STORED", "DELETED", "NOT_FOUND")):
+        return ("pymemcache met an answer it did not ask for: its set sends noreply, and a "
+                "noreply request must get no reply at all (it was read as the next request's)")
+    if "SERVER_ERROR" in text or "CLIENT_ERROR" in text or "MemcacheServerError" in text \
+            or "MemcacheClientError" in text:
+        return "the server answered with an error line where memcached answers the request"
+    if "MemcacheUnknownCommandError" in text:
+        return "the server answered ERROR: does it dispatch every command (get, set, delete)?"
+    return ("pymemcache compares with memcached's replies exactly: the value, the flags and "
+            "the keys in each VALUE line must be the ones stored")
 
 
 def libmemcached_session(port: int) -> str:
@@ -185,7 +221,12 @@ def libmemcached_session(port: int) -> str:
                                   tried=" ".join(argv), expected=f"exit {want_code}" + (
                                       f" and {show_bytes(want_out)} printed" if want_out else ""),
                                   seen=f"{result.exit_description()}, printed "
-                                       f"{show_bytes(result.stdout + result.stderr)}")
+                                       f"{show_bytes(result.stdout + result.stderr)}",
+                                  hint=("the tool waited for an answer that never came: the server "
+                                        "read its request and did not answer, or is stuck"
+                                        if result.timed_out else
+                                        "the tool printed what went wrong, above: it speaks the "
+                                        "memcached protocol as memcached does"))
     return "libmemcached: memccp, memccat, memcrm, memccat of a deleted key: all as memcached"
 
 
@@ -307,6 +348,26 @@ def second_client_served(port: int) -> tuple[bool, str]:
         return False, failure.what
 
 
+def line_within(sock: socket.socket, timeout: float) -> tuple[bool, str]:
+    """A reply line on a connected socket whose request was sent: (came in time?, what came)."""
+    deadline = Deadline(timeout)
+    data = b""
+    try:
+        while b"\n" not in data and deadline.left() > 0:
+            sock.settimeout(deadline.left())
+            chunk = sock.recv(4096)
+            if not chunk:
+                return False, f"the server closed the connection after {show_bytes(data) or 'nothing'}"
+            data += chunk
+    except socket.timeout:
+        pass
+    except OSError as error:
+        return False, f"{error.strerror or error}"
+    if b"\n" in data:
+        return True, show_bytes(data)
+    return False, f"no answer in {timeout:.0f}s" + (f" (only {show_bytes(data)})" if data else "")
+
+
 def answered_within(port: int, request: bytes, timeout: float) -> tuple[bool, str]:
     try:
         with LineClient(port, timeout=timeout) as client:
@@ -318,28 +379,49 @@ def answered_within(port: int, request: bytes, timeout: float) -> tuple[bool, st
 
 # ---- workloads ----------------------------------------------------------------------
 
-def concurrent_workload(port: int, clients: int, rounds: int) -> list[str]:
-    """`clients` connections at once, each doing set/get/delete on a few shared keys.
-    Returns the wrong or missing answers seen (empty if none)."""
+def concurrent_workload(port: int, clients: int, rounds: int, exch_pairs=()) -> list[str]:
+    """`clients` connections at once, each doing set, get, delete, a get of 5 keys in 4
+    buckets, and (for each pair in exch_pairs) exch, on a few shared keys: two of them in
+    one bucket. Returns the wrong or missing answers seen (empty if none)."""
     k1, k2 = keys_in_same_bucket()
     keys = [k1, k2, "apple", "pear"]
+    # A get of several keys, led by a key of the client's own (in a bucket no one else uses),
+    # then the shared keys: its locks order it with nobody's but its own.
+    taken = {bucket_of(k) for k in keys}
+    own = []
+    for i in range(1000):
+        if len(own) == clients:
+            break
+        if bucket_of(f"own{i}") not in taken:
+            own.append(f"own{i}")
+            taken.add(bucket_of(f"own{i}"))
+    exchanges = [f"exch {a} {b}\r\n".encode() for a, b in exch_pairs]
+    kinds = 4 + len(exchanges)
     errors: list[str] = []
 
     def one_client(n):
         try:
-            with LineClient(port, timeout=T(10)) as client:
+            # (3 s: a request takes milliseconds even under TSan; a table whose list a race
+            # has bent into a loop keeps a thread spinning, and the check waits no longer)
+            with LineClient(port, timeout=T(3)) as client:
                 for i in range(rounds):
-                    key = keys[(n + i) % len(keys)]
-                    op = (n + i) % 3
+                    key = keys[(n + i // kinds) % len(keys)]   # every op on every key
+                    op = (n + i) % kinds
                     if op == 0:
                         client.send(f"set {key} 0 0 2\r\n{n:02d}\r\n".encode())
                         ok = read_reply(client) == b"STORED\r\n"
                     elif op == 1:
                         client.send(f"get {key}\r\n".encode())
                         ok = read_reply(client).endswith(b"END\r\n")
-                    else:
+                    elif op == 2:
                         client.send(f"delete {key}\r\n".encode())
                         ok = read_reply(client) in (b"DELETED\r\n", b"NOT_FOUND\r\n")
+                    elif op == 3:
+                        client.send(f"get {own[n]} {k1} apple {k2} pear\r\n".encode())
+                        ok = read_reply(client).endswith(b"END\r\n")
+                    else:
+                        client.send(exchanges[op - 4])
+                        ok = read_reply(client) in (b"EXCHANGED\r\n", b"NOT_FOUND\r\n")
                     if not ok:
                         errors.append(f"client {n}: a wrong answer to {show_bytes(client.sent)}")
                         return
@@ -352,6 +434,16 @@ def concurrent_workload(port: int, clients: int, rounds: int) -> list[str]:
     for t in threads:
         t.join(T(60))
     return errors
+
+
+def workload_exch_pairs(exch: bool, self_deadlock: bool) -> list[tuple[str, str]]:
+    """The exch requests the concurrent workload may send: two keys in two buckets, always in
+    the same order (so a version that locks in the keys' order cannot deadlock here: that
+    is the ABBA check's business), and two keys of one bucket, unless the version hangs on
+    those on purpose (version 6)."""
+    if not exch:
+        return []
+    return [keys_in_different_buckets()] + ([] if self_deadlock else [keys_in_same_bucket()])
 
 
 @dataclass

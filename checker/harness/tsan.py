@@ -290,8 +290,9 @@ def _sections(lines: list[str]) -> list[Section]:
             continue
         frame = parse_frame(line)
         if frame is not None:
-            if sections:
-                sections[-1].frames.append(frame)
+            if not sections:   # a report that opens with its stack ("unlock of an unlocked mutex")
+                sections.append(Section(""))
+            sections[-1].frames.append(frame)
             continue
         sections.append(Section(stripped))
     return sections
@@ -325,7 +326,8 @@ def _build(kind: str, lines: list[str], pid, source_dir) -> TsanReport:
         elif sec.header.startswith("Location is "):
             loc = sec.header[len("Location is "):].rstrip(".:")
             if g := re.match(r"global '(.+?)'", loc):
-                location = f"global '{g.group(1)}'"
+                if g.group(1) != "<null>":   # (libtsan may add it after "stack of main thread")
+                    location = f"global '{g.group(1)}'"
             elif loc.startswith("heap block"):
                 location = "a heap block" + (f" allocated at {frame.describe(source_dir)}" if frame else "")
             else:
