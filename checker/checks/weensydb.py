@@ -75,6 +75,8 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
                                   "write each request's reply, and loop until read_request "
                                   "returns false?")
         elif failure.seen in (None, "", "(no bytes)"):
+            if callable(silent_hint):   # worked out now, while the server still does not answer
+                silent_hint = silent_hint()
             why = silent_hint or ("not a byte came back: the server never wrote a reply to this "
                                   "request (is it still waiting for more of it, or stuck?)")
         elif partial is not None and reply.startswith(partial):
