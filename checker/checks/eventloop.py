@@ -62,7 +62,7 @@ def test_big_value(target, v):
     with server(target) as s:
         with LineClient(s.port) as setup:
             expect_reply(target, setup, SET_BIG + value + b"\r\n", b"STORED\r\n",
-                         what="storing a 1 MiB value")
+                         what="storing a 1 MiB value", silent_hint=lambda: silent_hint(s, v))
         request = b"get" + b" big" * copies + b"\r\n"
         reply = (b"VALUE big 0 %d\r\n" % len(value) + value + b"\r\n") * copies + b"END\r\n"
         seen_stuck = []   # what the server was doing when the reply stopped coming
@@ -71,9 +71,9 @@ def test_big_value(target, v):
         outcome = read_outcome(got, error, reply)
         if outcome == "stalled":
             there, fitting = seen_stuck[0] if seen_stuck else ("", None)
-        elif outcome == "closed" and not s.alive():
+        elif outcome == "closed" and gone(s):
             there, fitting = (f"the server is gone ({exit_text(s.proc.poll())})",
-                              died_hint(s, v, "in the middle of a long reply"))
+                              died_hint(s, v, "before or during a long reply"))
         else:
             there, fitting = "", closed_early_hint(v)
         said = stderr_lines(s)
@@ -115,7 +115,7 @@ def test_pipelined(target, v):
                 got, outcome = b"", "stalled" if error.startswith("send() blocked") else "closed"
             if outcome == "stalled":
                 there, fitting = stuck(s, v, client_port)
-            elif outcome == "closed" and not s.alive():
+            elif outcome == "closed" and gone(s):
                 there, fitting = (f"the server is gone ({exit_text(s.proc.poll())})",
                                   died_hint(s, v, "while it answered pipelined requests"))
         said = stderr_lines(s)
@@ -210,6 +210,8 @@ def test_leaves(target, v):
         with LineClient(s.port) as first:   # the loop is up and has served someone
             expect_reply(target, first, b"get x\r\n", b"END\r\n")
         problem = leave_in_three_ways(s.port)
+        # A client that got no answer: what the server is doing, while it still is.
+        there, fitting = stuck(s, v) if problem.endswith(NO_ANSWER_YET) else ("", None)
         # Of its sockets, only the listener is left once every client is closed.
         back = wait_until(lambda: not s.alive() or procfs.socket_fd_count(pid) <= 1, T(3),
                           "every client's descriptor given back")
@@ -247,6 +249,10 @@ def test_leaves(target, v):
                    "limit" if the_file(v) == "weensydb.cc" else
                    "close_client must close the descriptor after poller_unwatch: otherwise each "
                    "client that leaves keeps one, until the open-files limit stops the server"))
+    if there:
+        fail("a client got no answer to `get x`", tried=tried,
+             expected="every client served or let go", seen=f"{problem}; {there}", details=said,
+             hint=fitting or "each client the loop accepts must be watched for reading, and served")
     if problem:
         fail("a client that left disturbed the server", tried=tried,
              expected="every client served or let go", seen=problem, details=said,
@@ -277,9 +283,14 @@ def leave_in_three_ways(port: int) -> str:
                         if not chunk:
                             return f"a client ({way}, #{i + 1}) got {show_bytes(got)}, then EOF"
                         got += chunk
+            except socket.timeout:
+                return f"a client ({way}, #{i + 1}): {NO_ANSWER_YET}"
             except OSError as e:
                 return f"a client ({way}, #{i + 1}): {e.__class__.__name__} ({e})"
     return ""
+
+
+NO_ANSWER_YET = "no answer to `get x` in time"
 
 
 @check("survives Ctrl-Z and fg (SIGSTOP, then SIGCONT) and goes on serving", needs=["protocol"],
@@ -337,8 +348,10 @@ def test_fd_setsize(target, v):
         served = [i for i, o in enumerate(outcomes) if o == "served"]
         refused = [i for i, o in enumerate(outcomes) if o == "refused"]
         other = [(i, o) for i, o in enumerate(outcomes) if o not in ("served", "refused")]
+        silent = next((i for i, o in other if o.startswith(NO_ANSWER)), None)
+        there, fitting = stuck(s, v) if silent is not None and alive else ("", None)
         after = None
-        if alive:
+        if alive and silent is None:
             for sock in socks[:100]:
                 sock.close()
             wait_until(lambda: procfs.fd_count(s.proc.pid) < FD_SETSIZE - 50, T(5),
@@ -366,6 +379,13 @@ def test_fd_setsize(target, v):
              "FD_SET(fd, …) with fd >= FD_SETSIZE (1024) writes past the end of "
              "the fd_set: poller_watch must refuse to watch such a descriptor "
              "(return false; poller.cc, TODO 1)")
+    if silent is not None:
+        fail(f"client {silent + 1} of {want} got no answer to `get x`", tried=tried,
+             expected="each client served, or refused with SERVER_ERROR and closed",
+             seen=f"{len(served)} served, {len(refused)} refused, then no answer in {T(5):.0f}s; "
+                  f"{there}",
+             hint=fitting or "every client the loop accepts must be watched and served, or "
+                             "refused and closed")
     if not refused or other:
         fail("clients beyond FD_SETSIZE were not refused cleanly", tried=tried,
              expected="`SERVER_ERROR too many connections` and a close for each client "
@@ -486,10 +506,18 @@ def died_hint(s, v, when: str) -> str:
             f"build/lessons/{v.lesson}/weensydb-asan, run it with -p 0, and do again what this check did")
 
 
+def gone(s) -> bool:
+    """Has the server ended? A server whose listener has vanished is ending (a crash closes
+    every descriptor before the process is reaped): then wait a moment for its end."""
+    if s.alive() and not procfs.listening(s.port):
+        wait_until(lambda: not s.alive(), T(2), "the server's end")
+    return not s.alive()
+
+
 def stuck(s, v, client_port: int | None = None) -> tuple[str, str | None]:
     """What a server that did not answer is doing, from /proc, and the hint that fits it
     (None when nothing specific is seen). client_port names the checker's connection."""
-    if not s.alive():
+    if gone(s):
         return (f"the server is gone ({exit_text(s.proc.poll())})",
                 died_hint(s, v, "while a client waited for its answer"))
     w = watched.waiting(s.proc.pid)
@@ -505,6 +533,9 @@ def stuck(s, v, client_port: int | None = None) -> tuple[str, str | None]:
     if re.search(r"\b(read|recvfrom|recvmsg|write|sendto|sendmsg)\(", w.activity):
         return doing, ("one thread serves everyone, so it must never wait for one client: make "
                        "each client's socket non-blocking, and on EAGAIN go on to the next one")
+    if w.activity.startswith("running") and wait_until(lambda: not s.alive(), T(0.5), "a crash"):
+        return (f"the server ended ({exit_text(s.proc.poll())}) a moment later",
+                died_hint(s, v, "while a client waited for its answer"))
     if w.activity.startswith("running"):
         return doing, ("it is busy, not waiting: is it going round a loop that does not serve "
                        "this client (a loop that stays with one client until it is done)?")
@@ -732,8 +763,11 @@ def read_slowly(server, request: bytes, size: int, on_stall=None) -> tuple[bytes
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(T(5))
     with sock:
-        sock.connect(("127.0.0.1", server.port))
-        sock.sendall(request)
+        try:
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(request)
+        except OSError as e:
+            return b"", f"{e.__class__.__name__} ({e})"
         wait_until_write_returned(server, sock.getsockname()[1], T(5))
         got = bytearray()
         try:
@@ -791,8 +825,13 @@ def open_and_ask(port: int, n: int) -> tuple[list, list[str]]:
             break
         socks.append(sock)
     for sock in socks[len(outcomes):]:
-        outcomes.append(ask(sock))
+        # One client left without an answer: the others would wait as long (a deadline each).
+        silent = outcomes and outcomes[-1].startswith(NO_ANSWER)
+        outcomes.append(f"{NO_ANSWER} (not asked: an earlier client got none)" if silent else ask(sock))
     return socks, outcomes
+
+
+NO_ANSWER = "no answer"
 
 
 def ask(sock) -> str:
@@ -806,6 +845,8 @@ def ask(sock) -> str:
             got += chunk
     except ConnectionResetError:
         return "refused"          # told and closed, the reset overtaking the line
+    except socket.timeout:
+        return f"{NO_ANSWER} in {T(5):.0f}s"
     except OSError as e:
         return f"{e.__class__.__name__}: {e}"
     if got == b"END\r\n":

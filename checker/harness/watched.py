@@ -105,7 +105,7 @@ class Waiting:
             why = cause = None
             if self.call in SELECTS:
                 if fd >= self.nfds:
-                    why, cause = f"not below nfds, {self.nfds}: select() looks at 0..{self.nfds - 1}", "nfds"
+                    why, cause = f"not below nfds ({self.nfds})", "nfds"
                 elif fd not in self.reads:
                     why, cause = "not in the read set", "not_in_set"
             elif self.call in POLLS:
