@@ -4,8 +4,16 @@ One thread serves every client, so on top of the checks every version gets
 (protocol, blocking) these ask what a state machine per connection must get
 right: an idle server sleeps; a reply larger than the socket's buffer leaves
 in pieces and arrives whole; requests may come many in one packet or one over
-many packets; and descriptor limits (select's FD_SETSIZE, the process's
-RLIMIT_NOFILE) are met cleanly. Version 9 polls without sleeping on purpose.
+many packets; a client that leaves gives its descriptor back; an epoll loop
+goes on after Ctrl-Z and fg; and descriptor limits (select's FD_SETSIZE, the
+process's RLIMIT_NOFILE) are met cleanly. Version 9 polls without sleeping on
+purpose.
+
+When one fails, the hint follows what happened, not the check: a server that
+died (by a signal, or ended itself), a connection it closed, a reply that
+stalled, with what /proc shows the loop doing then (stuck(): the poller it
+sleeps in, what it watches, and what waits unread that it does not watch), or
+why it is busy (busy_hint(): its wait calls, seen with strace for 0.3 s).
 """
 import collections
 import os
@@ -294,7 +302,7 @@ NO_ANSWER_YET = "no answer to `get x` in time"
 
 
 @check("survives Ctrl-Z and fg (SIGSTOP, then SIGCONT) and goes on serving", needs=["protocol"],
-       when="event_loop")
+       when=("event_loop", "epoll"))
 def test_stop_continue(target, v):
     """Measured here (kernel 6.18): a process stopped in epoll_wait() and continued sees it
     return -1 with EINTR, even with no signal handler (signal(7) lists epoll_wait among the

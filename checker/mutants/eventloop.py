@@ -175,7 +175,7 @@ def lesson_12_students() -> list[Mutant]:
                  "            return false;\n"
                  "        }\n"
                  "        c.sent(static_cast<std::size_t>(n));\n")],
-               {"big_value": "EAGAIN", "pipelined": "EAGAIN"},
+               {"big_value": "EAGAIN"},
                "handles a partial write, but takes write()'s EAGAIN (the socket's buffer is full) "
                "for an error and closes the client", student=True),
         Mutant("erase-without-close", FILE,
@@ -337,7 +337,7 @@ def lesson_13_students() -> list[Mutant]:
                  "    }\n"
                  "    (void)readable;\n"
                  "    (void)writable;\n")],
-               {"bad_input": "listen backlog", "never_close": "listen backlog"},
+               {"bad_input": "overwrites its sets", "never_close": "overwrites its sets"},
                "keeps its fd_sets in the poller and hands them to select(), which overwrites "
                "them: a descriptor not ready this time is no longer watched", student=True),
         Mutant("zero-timeout", POLLER,
