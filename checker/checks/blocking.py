@@ -2,7 +2,7 @@
 half a request, one that never reads its replies (the wdb_* programs in tools/programs
 do the same, for trying by hand). Versions 1 and 3 block on purpose."""
 from checker.harness import T, fail, note, thread_states
-from checker.checks import wdb
+from checker.checks import eventloop, wdb
 from checker.checks.version import check
 from checker.checks.weensydb import hang_hint, server, watchdog, what_it_does
 
@@ -75,10 +75,11 @@ def second_client_while(target, v, bad_client, bad_title: str, try_it: str, hint
             if v.threads:
                 details = watchdog(target, s.proc.pid)
                 hint = blocked_hint(s.proc.pid, hint)
-            elif v.event_loop:
-                details = [f"the server's one thread is {what_it_does(s.proc.pid)}"]
-                hint = ("one thread serves everyone, so it must never wait for one client: "
-                        "non-blocking sockets, and on EAGAIN go on to the next client")
+            elif v.event_loop:   # what it is doing, from /proc, and the hint that fits it
+                there, fitting = eventloop.stuck(s, v)
+                details = [there]
+                hint = fitting or ("one thread serves everyone, so it must never wait for one "
+                                   "client: non-blocking sockets, and on EAGAIN go on to the next")
             else:
                 hint = "the accept loop must hand each client to a thread of its own"
             fail(f"a second client got no answer while {bad_title}",

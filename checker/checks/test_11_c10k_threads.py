@@ -43,11 +43,12 @@ ROW_FORMAT = ("connections  threads  VmSize MiB  VmRSS MiB  VmPTE MiB  kernel-st
 
 @contextlib.contextmanager
 def server(open_files: int | None = None, stack_kib: int | None = None):
-    """WeensyDB v8 (the reference), its limits set with prlimit: open files
-    (default: the hard limit, so that the server is never what stops a run), no
-    core dump, and optionally the stack size its threads get."""
-    files = open_files or procfs.hard_open_files_limit()
-    wrapper = ["prlimit", f"--nofile={files}:{files}", "--core=0"]
+    """WeensyDB v8 (the reference), its limits set with prlimit: a soft limit on open
+    files (default: the hard limit, so that the server is never what stops a run) under
+    the checker's hard limit, no core dump, and optionally the stack size its threads get."""
+    hard = procfs.hard_open_files_limit()
+    files = open_files or hard
+    wrapper = ["prlimit", f"--nofile={files}:{hard}", "--core=0"]
     if stack_kib:
         wrapper.append(f"--stack={stack_kib * 1024}")
     with start_server(SERVER, wrapper=wrapper) as s:
@@ -190,10 +191,32 @@ def test_own_limit(target):
          tried=tried(target, argv, s),
          expected="exit status 0 and a row for 1100 connections",
          seen=result.exit_description() + ("" if 1100 in rows else "; no row for 1100"),
-         details=output_lines(out),
-         hint=f"each connection is an open file, and a shell's soft limit is {SHELL_SOFT_LIMIT}: "
-              f"raise the soft limit to the hard limit ({hard} here) with setrlimit() "
-              "before opening any (TODO 1)")
+         details=output_lines(out) + program_lines(result.stderr, limit=4),
+         hint=own_limit_hint(out + result.stderr.decode(errors="replace"), hard))
+
+
+OWN_LIMIT = re.compile(r"this program: may open (\d+) files \(its soft limit was (\d+)")
+
+
+def own_limit_hint(out: str, hard: int) -> str:
+    """The hint for a program that did not raise its open-files limit, by what it did:
+    setrlimit() refused, the limits lowered, or left as they were."""
+    raise_it = (f"raise the soft limit to the hard limit ({hard} here): getrlimit(), then "
+                "rlim_cur = rlim_max, then setrlimit(), before opening any (TODO 1)")
+    if "setrlimit" in out and "Invalid argument" in out:
+        return ("setrlimit() failed with EINVAL: the soft limit may not be above the hard limit "
+                "(RLIM_INFINITY is above any finite one), and only a privileged process (root) may raise "
+                "the hard one: "
+                + raise_it)
+    m = OWN_LIMIT.search(out)
+    if m and int(m.group(1)) < int(m.group(2)):
+        return (f"your setrlimit() lowered the limit, from {m.group(2)} to {m.group(1)} open files: "
+                "an rlimit struct filled from nothing (rlimit{} is 0 and 0) sets both limits to "
+                "what it holds, and only a privileged process (root) may raise a hard limit again. Read "
+                "the current "
+                "limits with getrlimit() first: " + raise_it)
+    return (f"each connection is an open file, and a shell's soft limit is {SHELL_SOFT_LIMIT}: "
+            + raise_it)
 
 
 MATCH_HINTS = {
@@ -286,6 +309,46 @@ def test_matches_proc(target):
          f"as in your row")
 
 
+@check("keeps no file open but its connections (checked while it holds 100)", needs=["build"])
+def test_closes_files(target):
+    """Every /proc file the program opens must be closed again: it reads them thousands of
+    times, and a file left open each time brings it to its own open-files limit."""
+    with server() as s:
+        argv = program_argv(target, s, "100", hold=True)
+        prog = Running(argv)
+        held = prog.read_until(r"^holding", T(20))
+        files = open_files_of(prog.proc.pid) if held else {}
+        code = prog.finish(T(10))
+    if not held:
+        fail("your program did not say it was holding its connections",
+             tried=tried(target, argv, s),
+             expected="a row for 100 connections, then `holding 100 connections…`",
+             seen=exit_text(code, T(10)), details=output_lines(prog.text),
+             hint="a limit stopped the run? Read its last lines above")
+    sockets = sum(n for target_, n in files.items() if target_.startswith("socket:"))
+    others = {t: n for t, n in files.items() if not t.startswith(("socket:", "pipe:", "/dev/"))}
+    if others:
+        listed = "; ".join(f"{t}{f' ({n} times)' if n > 1 else ''}" for t, n in sorted(others.items()))
+        fail(f"your program keeps {sum(others.values())} file(s) open besides its connections",
+             tried=tried(target, argv, s) + f"; then the checker listed /proc/{prog.proc.pid}/fd",
+             expected="100 sockets, and standard input, output and error",
+             seen=f"{sockets} sockets, and {listed}",
+             hint="every fopen() needs its fclose(), on every way out of the function: a "
+                  "`return` from inside the loop that reads the file skips the fclose() after it "
+                  "(read_limit, TODO 4; read_status). Each file left open takes a descriptor, "
+                  "and the program stops sooner at its own open-files limit")
+    note(f"while holding: {sockets} sockets and standard input, output, error; nothing else open")
+
+
+def open_files_of(pid: int) -> dict[str, int]:
+    """{what a descriptor points to: how many of the process's descriptors do} (/proc/PID/fd)."""
+    counts: dict[str, int] = {}
+    for target_ in procfs.open_fds(pid):
+        key = "socket:" if target_.startswith("socket:") else target_
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 @check("waits for the server's threads before it measures (the server is paused for 0.3 s)",
        needs=["build"])
 def test_waits_for_threads(target):
@@ -319,14 +382,19 @@ def test_waits_for_threads(target):
              hint="a server that is slow to start its threads is not a limit: wait while the "
                   "count still grows")
     row = rows[50]
+    took = row["micros"] * 50 / 1e6
     if row["threads"] != 51:
+        waited = took >= 0.02   # it waited, but for a time of its own, not for the threads
         fail(f"your row says {row['threads']} thread(s) for 50 connections: it was measured "
              "before the server had started them", tried=what,
              expected="51 threads (one per connection, and main) in the row",
-             seen=f"{row['threads']} thread(s)", details=output_lines(text, limit=8),
-             hint="connect() returns once the kernel has completed the handshake, before the server "
-                  "accepts: read /proc/PID/status until Threads reaches 1 + connections (TODO 3)")
-    took = row["micros"] * 50 / 1e6
+             seen=f"{row['threads']} thread(s)" + (f", after a step of {took * 1000:.0f} ms" if waited else ""),
+             details=output_lines(text, limit=8),
+             hint=(f"your program waited about {took * 1000:.0f} ms and then measured anyway: a fixed "
+                   "pause is a guess, and here the server was paused longer. Read" if waited else
+                   "connect() returns once the kernel has completed the handshake, before the server "
+                   "accepts: read") + " /proc/PID/status again and again until Threads reaches "
+                                      "1 + connections (TODO 3)")
     if took < pause * 0.8:
         fail(f"your µs per thread ({row['micros']:.1f}) says the 50 threads took {took * 1000:.1f} ms, "
              f"but the server was paused {pause * 1000:.0f} ms before it could start them",
@@ -384,7 +452,7 @@ def test_full_run(target):
          details=output_lines(out), hint=hint)
 
 
-@check("stops at the server's open-files limit, and names it (the server may open 1500 files)",
+@check("stops at the server's open-files limit, and names it (the server's soft limit: 1500 files)",
        needs=["waits_for_threads"])
 def test_server_fd_limit(target):
     with server(open_files=1500) as s:
@@ -405,15 +473,21 @@ def test_server_fd_limit(target):
                         "the server cannot hold that many")
     if not result.timed_out and not NAMES_1500.search(stop):
         problems.append("no `stopped:` line naming the server's open-files limit, 1500")
+    hard = procfs.hard_open_files_limit()
+    named_hard = re.search(rf"may open {hard} files|open-files limit is {hard}\b", out)
     if problems:
         fail("your program did not stop cleanly at the server's open-files limit",
-             tried=tried(target, argv, s) + ", the server started under prlimit --nofile=1500:1500",
+             tried=tried(target, argv, s) + f", the server started under prlimit --nofile=1500:{hard}",
              expected=f"a row for 1000; then `stopped: …` naming the server's limit of 1500 "
                       f"open files (\"Max open files\" in /proc/PID/limits); exit status {EXIT_LIMIT}",
              seen=problems[0], details=problems[1:] + output_lines(out),
-             hint="the thread count stops growing when the server's accept() fails with EMFILE: "
-                  "give up after STALL_SECONDS without growth (TODO 3); read the server's "
-                  "limit from /proc/PID/limits (TODO 4)")
+             hint=(f"your program says the server may open {hard} files: that is its hard limit, "
+                   "the second number on the \"Max open files\" line. The soft limit, the first "
+                   "number, is the one the kernel enforces (a process may raise it up to the hard "
+                   "one): read_limit must return the soft limit (TODO 4)") if named_hard and not result.timed_out else
+             "the thread count stops growing when the server's accept() fails with EMFILE: "
+             "give up after STALL_SECONDS without growth (TODO 3); read the server's "
+             "limit from /proc/PID/limits (TODO 4)")
     note(f"stopped after {result.seconds:.1f} s with exit status {EXIT_LIMIT}, saying:")
     for line in stop.split("\n\n")[0].splitlines():
         note("  " + line.strip())

@@ -12,5 +12,6 @@ globals().update(lesson_checks(
     protocol.test_short_io,
     blocking.test_never_close, blocking.test_half_request, blocking.test_slow_reader,
     eventloop.test_idle_cpu, eventloop.test_big_value, eventloop.test_pipelined,
-    eventloop.test_split_request, eventloop.test_many_connections,
+    eventloop.test_split_request, eventloop.test_leaves, eventloop.test_stop_continue,
+    eventloop.test_many_connections,
 ))

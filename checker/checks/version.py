@@ -71,6 +71,13 @@ class Version:
         return ["plain"] + (["tsan"] if self.threads else []) + (["asan"] if self.fd_setsize else [])
 
     @property
+    def epoll(self) -> bool:
+        """It sleeps in epoll_wait() (v11): the event loop that holds 10,000 connections. A
+        stop and continue (Ctrl-Z, fg) ends an epoll_wait() with EINTR even when no signal
+        handler runs; select() and poll() are restarted instead (measured, signal(7))."""
+        return self.event_loop and self.many_connections > 0
+
+    @property
     def variant_names(self) -> str:
         return ", ".join(self.variants)
 

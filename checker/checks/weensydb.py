@@ -83,6 +83,8 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
                 closed_hint = closed_hint()
             why = closed_hint or hung_up_hint(history)
         elif failure.seen in (None, "", "(no bytes)"):
+            if callable(silent_hint):   # worked out now, while the server still does not answer
+                silent_hint = silent_hint()
             why = silent_hint
             if why is None and server is not None:
                 why, more = hang_hint(target, server.proc.pid, client)

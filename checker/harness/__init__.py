@@ -18,6 +18,7 @@
     diagnose_hang(pid, source_dir)   which thread of a hung process waits for which mutex, and where
     wait_until(condition, timeout, what)   poll a condition until true or the deadline (no sleeps as sync)
     procfs                    what /proc says: memory, CPU time, descriptors, TCP sockets and queues
+    watched.waiting(pid)      what a process asleep in select/poll/epoll_wait watches, and what it misses
 """
 from .timeouts import T
 from .report import CheckFailed, CannotCheck, HeldBack, fail, cannot_check, note, expect_bytes, show_bytes
@@ -31,6 +32,6 @@ from .tsan import (tsan_env, parse_reports, read_reports, is_mapping_failure, st
                    run_tsan, TsanReport)
 from .deadlock import diagnose_hang, thread_states
 from .waiting import wait_until, Deadline
-from . import procfs, sandbox
+from . import procfs, sandbox, watched
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -152,6 +152,7 @@ class TcpSocket:
     tx_queue: int       # bytes sent and not yet acknowledged (listen: the backlog limit)
     rx_queue: int       # bytes received and not yet read (listen: connections awaiting accept)
     local_address: str  # dotted quad, e.g. "127.0.0.1"
+    inode: int = 0      # the socket's inode: /proc/PID/fd/N links to "socket:[INODE]"
 
 
 def _address(hex_address: str) -> str:
@@ -165,7 +166,8 @@ def _socket(cols: list[str], family: str) -> TcpSocket:
     tx, rx = cols[4].split(":")
     return TcpSocket(local_port=int(local_port, 16), remote_port=int(cols[2].rsplit(":", 1)[1], 16),
                      state=cols[3], tx_queue=int(tx, 16), rx_queue=int(rx, 16),
-                     local_address=_address(local_addr) if family == "tcp" else local_addr)
+                     local_address=_address(local_addr) if family == "tcp" else local_addr,
+                     inode=int(cols[9]))
 
 
 def _rows(families):
@@ -194,6 +196,20 @@ def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
             s = _socket(cols, family)
             return s.tx_queue, s.rx_queue
     return None
+
+
+def tcp_sockets_of(pid: int) -> dict[int, TcpSocket]:
+    """The process's TCP sockets by descriptor: {fd: TcpSocket} (its /proc/PID/fd links
+    "socket:[INODE]" matched with the inode column of /proc/net/tcp)."""
+    by_inode = {}
+    for fd in os.listdir(f"/proc/{pid}/fd") if alive(pid) else []:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue   # closed while we looked
+        if target.startswith("socket:["):
+            by_inode[int(target[8:-1])] = int(fd)
+    return {by_inode[s.inode]: s for s in tcp_sockets() if s.inode in by_inode}
 
 
 def listener(port: int) -> TcpSocket | None:

@@ -65,8 +65,10 @@ bool poller_watch(Poller* poller, int fd, unsigned interest) {
 void poller_unwatch(Poller* poller, int fd) {
     if (static_cast<std::size_t>(fd) >= poller->interest.size() || poller->interest[fd] == 0)
         return;
-    // (Closing a descriptor would remove it from the list by itself; the
-    // loop also stops watching a listener it cannot accept from for now.)
+    // (Closing a descriptor removes it from the list by itself only if it was
+    // the last descriptor for its open file: not after a dup() or a fork(),
+    // epoll(7) Q6. And the loop also stops watching a listener it cannot
+    // accept from for now, which stays open.)
     if (epoll_ctl(poller->epoll_fd, EPOLL_CTL_DEL, fd, nullptr) < 0) {
         // (it fails only where nothing was added: nothing to undo)
     }
