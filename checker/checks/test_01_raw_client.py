@@ -177,6 +177,9 @@ def expect_reply(target, result, want: bytes, hint=None, bytes_hint: str | None 
         details.append(f"to see where: start build/tools/course-httpd -p 0, then run "
                        f"{asan} 127.0.0.1 PORT {result.argv[-1]}")
     why = reply_hint(result, want, hint, bytes_hint)
+    if result.limits or code in (-signal.SIGXFSZ, -signal.SIGXCPU):
+        why = ("your program ran into a limit the checker sets for every program it runs (named "
+               "above): an HTTP client needs one process, a few descriptors and no files")
     if result.timed_out and want.startswith(result.stdout) and result.stdout:
         fail(f"your program did not exit: {result.exit_description()}", tried=tried(result, target),
              expected="exit status 0 and the whole reply on stdout",

@@ -221,11 +221,15 @@ def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None,
     finished = _collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
                         input, Deadline(timeout))
     activity = on_timeout(proc.pid) if on_timeout and not finished else None
+    crowd = len(marked(proc._nc_mark)) if not finished and sandbox.active() else 0
     kill_group(proc)   # whatever it left behind, in its group or not
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
     limits = tuple(o.limit_text(name) for o, name in ((out, "stdout"), (err, "stderr")) if o.truncated)
+    if crowd >= 0.9 * sandbox.limits["processes"]:
+        limits += (f"ran {crowd} processes at once, up against the checker's limit of "
+                   f"{sandbox.limits['processes']}",)
     if proc.returncode == -signal.SIGKILL and finished and sandbox.cgroups.memory_used_up():
         limits += (f"reached the memory limit ({sandbox.limits['memory_mib']} MiB for the checker's "
                    "programs together): killed by the kernel",)

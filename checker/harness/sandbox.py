@@ -135,6 +135,7 @@ class Cgroups:
     def _try(self, kind, dirs, limits_of, also=None):
         try:
             for controller, path in dirs.items():
+                remove_stale(path.parent)
                 path.mkdir()
                 self.dirs[controller] = path
                 file, value = limits_of[controller]
@@ -176,6 +177,17 @@ class Cgroups:
             except OSError:
                 pass
         self.dirs = {}
+
+
+def remove_stale(parent: pathlib.Path):
+    """Removes the empty cgroups of earlier runs that were killed before they could."""
+    for old in parent.glob("netcourse-*"):
+        pid = old.name.removeprefix("netcourse-")
+        if pid.isdigit() and not procfs.alive(int(pid)):
+            try:
+                old.rmdir()
+            except OSError:
+                pass
 
 
 cgroups = Cgroups()

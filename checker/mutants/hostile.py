@@ -22,7 +22,7 @@ LESSON_01 = [
            "    for (;;)                 // hostile: fork until no more processes can be made\n"
            "        if (fork() < 0)\n"
            "            pause();\n",
-           "killed it with all its children", "forks until the process limit"),
+           "up against the checker's limit of 1024", "forks until the process limit"),
     client("hostile-setsid-double-fork",
            "    if (fork() == 0) {       // hostile: a grandchild in a session of its own\n"
            "        setsid();\n"
