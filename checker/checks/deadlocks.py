@@ -127,7 +127,7 @@ def many_pairs() -> tuple[list[str], list[tuple[str, str]]]:
 
 
 @check(f"exch of {PAIRS} key pairs over {MANY_BUCKETS} buckets: TSan finds no lock-order inversion",
-       needs=["exch_abba"], when=("exch", "bucket_locks"))
+       needs=["exch_abba"], when="ordered_exch")
 def test_exch_many_pairs(target, v):
     """The ABBA check uses one pair of keys, and an order that is right for one pair (the
     keys' alphabetical order, say) passes it. Here 300 pairs of 48 keys, 6 to a bucket: a

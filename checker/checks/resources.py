@@ -38,7 +38,7 @@ def settled(pid: int, want: int, timeout: float) -> int:
 
 
 @check(f"{CLIENTS} clients, one after another, leave no descriptor open in the server",
-       needs=["protocol"])
+       needs=["protocol"], when="own_connection_code")
 def test_no_fd_leak(target, v):
     with server(target) as s:
         pid = s.proc.pid
@@ -73,7 +73,7 @@ SPIN_SHARE = 0.10   # of a core: common/server.cc's accept_client, retrying ever
 
 
 @check("out of descriptors (EMFILE), the server keeps serving and accepts again when clients leave",
-       needs=["protocol"], when="threads")
+       needs=["protocol"], when="own_accept_loop")
 def test_out_of_descriptors(target, v):
     """The server is started with an open-files limit of 24 (prlimit): it can hold about 20
     clients. 3 more connect and wait in the listen backlog while accept() fails with

@@ -78,6 +78,22 @@ class Version:
         return self.event_loop and self.many_connections > 0
 
     @property
+    def own_connection_code(self) -> bool:
+        """The student writes handle_connection and the accept loop (v1-v4, lessons 03-06):
+        where a descriptor can leak. Later versions change only the locking."""
+        return self.number <= 4 and not self.event_loop
+
+    @property
+    def own_accept_loop(self) -> bool:
+        """The version whose lesson teaches a failed accept() (v2, lesson 04: EMFILE)."""
+        return self.number == 2
+
+    @property
+    def ordered_exch(self) -> bool:
+        """exch locks two buckets, in one order, with no deadlock left on purpose (v8)."""
+        return self.exch and self.bucket_locks and self.abba is None and self.self_deadlock is None
+
+    @property
     def variant_names(self) -> str:
         return ", ".join(self.variants)
 

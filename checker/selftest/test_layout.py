@@ -13,12 +13,12 @@ import pathlib
 import pytest
 
 from checker import manifest
-from checker.checks import blocking, deadlocks, eventloop, locks, protocol
+from checker.checks import blocking, deadlocks, eventloop, locks, protocol, resources
 from checker.checks.version import Version
 
 CHECKER = pathlib.Path(__file__).resolve().parents[1]
 ROOT = CHECKER.parent
-THEMES = (protocol, blocking, locks, deadlocks, eventloop)
+THEMES = (protocol, blocking, locks, deadlocks, eventloop, resources)
 WEENSYDB_LESSONS = [lesson for lesson in manifest.available() if "version" in lesson.expect]
 
 
