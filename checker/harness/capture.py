@@ -227,8 +227,9 @@ def _capture_fix() -> str:
     if os.geteuid() != 0 and netns != "1":
         why = f"the checker could not make its own network namespace ({netns[6:]}); " \
             if netns.startswith("none: ") else ""
-        return why + ("run the checker as root (sudo make lesson-NN), or allow unprivileged user "
-                "namespaces so the checker can capture in its own (Ubuntu: "
-                "sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0), or add yourself "
-                "to the wireshark group (sudo dpkg-reconfigure wireshark-common)")
+        return why + ("allow unprivileged user namespaces so the checker can capture in its own "
+                "(Ubuntu: sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0), or add "
+                "yourself to the wireshark group (sudo dpkg-reconfigure wireshark-common), or run "
+                "the checker as root (sudo make lesson-NN: your programs then run as a user of "
+                "their own, with no privileges)")
     return "check that `dumpcap -i lo` works in this environment"
