@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 CHECKER = pathlib.Path(__file__).resolve().parent
 ROOT = CHECKER.parent
@@ -139,7 +140,13 @@ def main():
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + env_path if env_path else "")
     import pytest
-    code = pytest.main(pytest_args(args))
+    # pytest's own choice, /tmp/pytest-of-USER, is "pytest-of-root" inside the user namespace an
+    # ordinary user's run enters, and fails when the real root made it first: a fresh one.
+    basetemp = tempfile.mkdtemp(prefix="netcourse-checks-")
+    try:
+        code = pytest.main(pytest_args(args) + [f"--basetemp={basetemp}"])
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
     if args.kind == "lessons" and not args.only:   # progress counts only a full run
         from checker.progress_state import record_run
         record_run(ROOT, lesson_name(args.number))
