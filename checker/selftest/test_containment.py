@@ -4,8 +4,11 @@ reported in words, and nothing of it keeps running.
 The programs are small shell commands standing for student code that floods its
 output, escapes its process group, or keeps its output open after it exits.
 """
+import os
 import pathlib
 import resource
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -188,3 +191,28 @@ def test_a_server_that_ignores_sigterm_is_killed(tmp_path):
         mark = server.proc._nc_mark
     assert code is None, "a server that ignores SIGTERM must be SIGKILLed after the timeout"
     assert time.monotonic() - start < 10 and not still_running(mark)
+
+
+# ---- an ordinary user -------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an ordinary user")
+def test_an_ordinary_user_gets_a_complete_lesson(tmp_path):
+    """The way most students run it: as themselves, where the checker makes a user and a
+    network namespace of its own (unshare -r -n) and the sandbox stays off. Run here as
+    uid 65534 on a copy of the course that user owns."""
+    course = tmp_path / "course"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=T(60))
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    for name in tracked.stdout.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (course / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, course / name)
+    subprocess.run(["chown", "-R", "65534:65534", str(tmp_path)], check=True, timeout=T(60))
+    sandbox.let_through(tmp_path.parent)   # the run's 0700 temporary directories above it
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               "env", "-u", "NETCOURSE_NETNS", f"HOME={course}", "make", "--no-print-directory", "solution-01"]
+    result = procs.run(as_user, timeout=T(300), cwd=course)
+    text = result.stdout.decode(errors="replace")
+    assert result.returncode == 0 and "lesson 01 complete" in text, text[-3000:] + result.stderr.decode()[-2000:]
+    assert "programs run as uid" not in text   # no sandbox line: it is off for an ordinary user
