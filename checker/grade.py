@@ -153,11 +153,18 @@ def copy_bounded(proc: subprocess.Popen, log, deadline: float) -> bool:
 
 
 def kill_group(proc: subprocess.Popen):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+    """Stops a lesson's run the way Ctrl-C would (SIGTERM: it kills what it started and removes
+    its temporary files), and SIGKILLs its group if it has not ended 10 s later."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # ---- scoring --------------------------------------------------------------------------

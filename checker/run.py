@@ -116,6 +116,19 @@ def pytest_args(args) -> list[str]:
                      f"--nc-bin-root={bins}", f"--nc-label={label}", *extra]
 
 
+TEMP_PREFIX = "netcourse-checks-"
+
+
+def remove_stale_temporary_directories():
+    """A run removes its temporary directory when it ends, on a failure and on Ctrl-C or
+    SIGTERM too; one killed outright (SIGKILL) cannot. Its successor removes it: the
+    directory's name holds the run's pid, and that process is gone."""
+    for old in pathlib.Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = old.name.removeprefix(TEMP_PREFIX).split("-")[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description="run netcourse checks")
     parser.add_argument("kind", choices=["lessons", "solutions", "starters", "mutant", "dir", "selftest"])
@@ -142,11 +155,16 @@ def main():
     import pytest
     # pytest's own choice, /tmp/pytest-of-USER, is "pytest-of-root" inside the user namespace an
     # ordinary user's run enters, and fails when the real root made it first: a fresh one.
-    basetemp = tempfile.mkdtemp(prefix="netcourse-checks-")
+    # Every temporary file of the run goes in one directory of its own, removed at the end.
+    remove_stale_temporary_directories()
+    run_temp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+    os.chmod(run_temp, 0o711)   # a sandboxed program may pass through to the logs it writes
+    tempfile.tempdir = run_temp
     try:
-        code = pytest.main(pytest_args(args) + [f"--basetemp={basetemp}"])
+        code = pytest.main(pytest_args(args) + [f"--basetemp={run_temp}/pytest"])
     finally:
-        shutil.rmtree(basetemp, ignore_errors=True)
+        tempfile.tempdir = None
+        shutil.rmtree(run_temp, ignore_errors=True)
     if args.kind == "lessons" and not args.only:   # progress counts only a full run
         from checker.progress_state import record_run
         record_run(ROOT, lesson_name(args.number))

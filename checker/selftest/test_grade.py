@@ -81,11 +81,16 @@ def test_starters_get_some_points_and_min_gates(tmp_path):
 
 
 def test_a_lesson_that_cannot_finish_costs_only_its_points(tmp_path):
+    """Stopped at its time limit, a lesson's run still removes what it made under TMPDIR."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     proc, results, _ = grade(tmp_path, "--lessons", "01 02", "--submission", "solutions",
-                             env={"NETCOURSE_GRADE_LESSON_TIMEOUT": "2"})
+                             env={"NETCOURSE_GRADE_LESSON_TIMEOUT": "2", "TMPDIR": str(private_tmp)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "did not finish within 2 s" in proc.stdout
     assert results["score"] == 0 and len(results["tests"]) == expected_checks()
+    left = sorted(p.name for p in private_tmp.iterdir())
+    assert not left, f"left in TMPDIR by the stopped runs: {left}"
 
 
 def test_a_missing_lesson_folder_scores_zero(tmp_path):
