@@ -21,14 +21,13 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from checker import manifest, trust
+from checker.harness import procs
 from checker.harness.checks import checks_of
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -103,68 +102,22 @@ def copy_submission(submission: pathlib.Path, lessons: list[manifest.Lesson]):
 
 
 def run_lesson(lesson: manifest.Lesson) -> tuple[dict | None, str, float]:
-    """Runs the lesson's checks on the copy; returns (JSON results or None, why not, seconds)."""
+    """Runs the lesson's checks on the copy; returns (JSON results or None, why not, seconds).
+    At the time limit the run is stopped the way Ctrl-C would stop it (SIGTERM: it kills
+    what it started and removes its temporary files), then killed if it has not ended."""
     results_file = OUT / "runs" / f"{lesson.number}.json"
-    log_file = OUT / "logs" / f"{lesson.number}.log"
     results_file.unlink(missing_ok=True)
     argv = [sys.executable, str(ROOT / "checker" / "run.py"), "dir", lesson.number,
             str(COPY.relative_to(ROOT)), "--json", str(results_file)]
-    start = time.monotonic()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        timed_out = not copy_bounded(proc, log, deadline=start + LESSON_TIMEOUT)
-    seconds = time.monotonic() - start
-    if timed_out:
-        return None, f"the checks did not finish within {LESSON_TIMEOUT:.0f} s: stopped", seconds
+    result = procs.run(argv, timeout=LESSON_TIMEOUT, cwd=ROOT, grace=10)
+    (OUT / "logs" / f"{lesson.number}.log").write_bytes(result.stdout[:LOG_LIMIT] + result.stderr[:LOG_LIMIT])
+    if result.timed_out:
+        return None, f"the checks did not finish within {LESSON_TIMEOUT:.0f} s: stopped", result.seconds
     try:
         results = json.loads(results_file.read_text())
     except (OSError, ValueError):
-        return None, f"the checker stopped without results (exit status {proc.returncode})", seconds
-    return results, "", seconds
-
-
-def copy_bounded(proc: subprocess.Popen, log, deadline: float) -> bool:
-    """Copies proc's output into log (its first LOG_LIMIT bytes; the rest is read and
-    dropped) until it ends; False if the deadline came first (its group is then killed)."""
-    import selectors
-    written = 0
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                kill_group(proc)
-                return False
-            if not selector.select(timeout=min(left, 5.0)):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            if written < LOG_LIMIT:
-                log.write(chunk[:LOG_LIMIT - written])
-                written += len(chunk)
-    try:
-        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        return False
-    return True
-
-
-def kill_group(proc: subprocess.Popen):
-    """Stops a lesson's run the way Ctrl-C would (SIGTERM: it kills what it started and removes
-    its temporary files), and SIGKILLs its group if it has not ended 10 s later."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        return None, f"the checker stopped without results ({result.exit_description()})", result.seconds
+    return results, "", result.seconds
 
 
 # ---- scoring --------------------------------------------------------------------------

@@ -208,12 +208,13 @@ def program_lines(data: bytes, limit=12, label="your program") -> list[str]:
 
 
 def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None,
-        on_timeout=None) -> RunResult:
+        on_timeout=None, grace: float = 0) -> RunResult:
     """Runs argv to completion (or kills it and all its descendants after `timeout` seconds).
     Its output is kept bounded (Output); once it has exited, a descendant that holds its
     output open is not waited for. on_timeout(pid), if given, looks at a program that is
     still running at the timeout, before it is killed; what it returns is the result's
-    `activity` (None otherwise)."""
+    `activity` (None otherwise). grace: at the timeout, SIGTERM first, and SIGKILL only if
+    it has not ended `grace` seconds later (for a program that cleans up after itself)."""
     start = time.monotonic()
     proc = spawn(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
@@ -222,6 +223,12 @@ def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None,
                         input, Deadline(timeout))
     activity = on_timeout(proc.pid) if on_timeout and not finished else None
     crowd = len(marked(proc._nc_mark)) if not finished and sandbox.active() else 0
+    if not finished and grace:
+        kill_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
     kill_group(proc)   # whatever it left behind, in its group or not
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:

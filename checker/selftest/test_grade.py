@@ -7,6 +7,7 @@ limit too short to finish (that lesson scores 0, the run goes on).
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -16,6 +17,7 @@ import pytest
 from checker import manifest
 from checker.harness import T
 from checker.harness.checks import checks_of
+from checker.selftest.course_copy import copy_course
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LESSONS = ["01", "02"]
@@ -108,20 +110,10 @@ def test_a_bad_lesson_list_is_named(spec, tmp_path):
     assert proc.returncode != 0 and "[grade]" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
-def copy_of_the_course(destination: pathlib.Path):
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=T(60))
-    if tracked.returncode != 0:
-        pytest.skip("not a git checkout: cannot list the course's files")
-    for name in tracked.stdout.decode().split("\0"):
-        if name and (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            (destination / name).write_bytes((ROOT / name).read_bytes())
-
-
 @pytest.mark.parametrize("change", ["one line of a check", "a conftest.py added"])
 def test_a_modified_checker_is_refused(change, tmp_path):
     course = tmp_path / "course"
-    copy_of_the_course(course)
+    copy_course(course)
     if change == "one line of a check":
         check = course / "checker" / "checks" / "test_01_raw_client.py"
         check.write_text(check.read_text() + "\n# every check passes now\n")
@@ -137,7 +129,7 @@ def test_a_modified_checker_is_refused(change, tmp_path):
 
 
 def test_the_course_as_committed_is_trusted(tmp_path):
-    copy_of_the_course(tmp_path)
+    copy_course(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "checker.trust", "check"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=T(60))
     assert proc.returncode == 0, proc.stderr
@@ -161,7 +153,6 @@ def test_gradescope_run_autograder(layout, tmp_path):
                        check=True, stdout=subprocess.DEVNULL, timeout=T(120))
         lessons = submission / "lessons"
     lessons.mkdir(parents=True)
-    import shutil
     shutil.copytree(source / "01-raw-client", lessons / "01-raw-client")
     env = {**os.environ, "NETCOURSE_SOURCE": str(ROOT), "NETCOURSE_SUBMISSION": str(submission),
            "NETCOURSE_RESULTS": str(results), "LESSONS": "01"}

@@ -6,14 +6,13 @@ docs/course.md, and `make lesson-NN` names it as planned; nothing else is edited
 """
 import importlib
 import pathlib
-import shutil
-import subprocess
 import tempfile
 
 import pytest
 
 from checker import manifest
 from checker.harness import T, run
+from checker.selftest.course_copy import copy_course
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -31,17 +30,8 @@ proves = "that course.toml drives the course"
 @pytest.fixture(scope="module")
 def copy():
     """The repository's files (tracked and new, as in the working tree) in a temporary folder."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True, timeout=T(60)).stdout
     with tempfile.TemporaryDirectory(prefix="netcourse-manifest-") as tmp:
-        top = pathlib.Path(tmp) / "repo"
-        for name in filter(None, listed.decode().split("\0")):
-            source = ROOT / name
-            if source.is_file():
-                target = top / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-        yield top
+        yield copy_course(pathlib.Path(tmp) / "repo")
 
 
 def make(top: pathlib.Path, *targets: str):
