@@ -95,6 +95,12 @@ $(BUILD)/tools/libfaultinject.so: tools/programs/fault_inject.cc
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS_BASE) -O2 -fPIC -shared -MMD -MP $< -o $@ -ldl
 programs: $(BAD_CLIENTS) $(BUILD)/tools/liblocktrace.so $(BUILD)/tools/libfaultinject.so
+# The jail every program under test runs in (tools/programs/jail.cc): namespaces of its
+# own, so that it ends with all it started. Static, so LD_PRELOAD reaches only the program.
+$(BUILD)/tools/jail: tools/programs/jail.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_BASE) -O2 -static -MMD -MP $< -o $@
+programs: $(BUILD)/tools/jail
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -58,14 +58,14 @@ def second_client_while(target, v, bad_client, bad_title: str, try_it: str, hint
             bad.close()
             after, seen_after = wdb.second_client_served(s.port)
             if not after:
-                details = watchdog(target, s.proc.pid) if v.threads else \
-                    [f"the server's one thread is {what_it_does(s.proc.pid)}"]
+                details = watchdog(target, s.pid) if v.threads else \
+                    [f"the server's one thread is {what_it_does(s.pid)}"]
                 fail("once the bad client hung up, the next client was still not served",
                      tried=f"{bad.describe()}, then a second client (made to wait, as expected); "
                            f"then the bad client hung up, and a third client sent set and get",
                      expected="the third client served: the bad client's thread has ended",
                      seen=seen_after, details=details,
-                     hint=after_bad_client_hint(target, s.proc.pid, v))
+                     hint=after_bad_client_hint(target, s.pid, v))
             note(f"the second client got no answer in {T(2):.0f}s while {bad_title}")
             note("once the bad client hung up, the next client was served at once")
             note(f"try it: {try_it} 127.0.0.1 PORT, then nc 127.0.0.1 PORT")
@@ -73,8 +73,8 @@ def second_client_while(target, v, bad_client, bad_title: str, try_it: str, hint
         if not served:
             details = []
             if v.threads:
-                details = watchdog(target, s.proc.pid)
-                hint = blocked_hint(s.proc.pid, hint)
+                details = watchdog(target, s.pid)
+                hint = blocked_hint(s.pid, hint)
             elif v.event_loop:   # what it is doing, from /proc, and the hint that fits it
                 there, fitting = eventloop.stuck(s, v)
                 details = [there]

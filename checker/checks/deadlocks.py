@@ -37,7 +37,7 @@ def test_exch_same_bucket(target, v):
                      expected="EXCHANGED\\r\\n", seen=seen)
             note(f"exch {key1} {key2}: EXCHANGED (one bucket, locked once)")
             return
-        diagnosis = watchdog(target, s.proc.pid)
+        diagnosis = watchdog(target, s.pid)
         if v.self_deadlock:
             note(f"no answer in {T(3):.0f}s; the watchdog looked inside:")
             for line in diagnosis:
@@ -57,7 +57,7 @@ def test_exch_abba(target, v):
         with tsan_server(target, logs) as s:
             stress = wdb.abba_stress(s.port, key1, key2, clients=4, rounds=150,
                                      stall=T(3))
-            diagnosis = watchdog(target, s.proc.pid) if stress.hung else []
+            diagnosis = watchdog(target, s.pid) if stress.hung else []
             s.stop()
         reports = read_reports(logs, source_dir=target.source_dir)
         saved = keep_tsan_output(target, logs, "exch-abba") if reports else None

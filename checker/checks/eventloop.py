@@ -41,10 +41,10 @@ FD_SETSIZE = 1024
 def test_idle_cpu(target, v):
     calls, hint = "", None
     with server(target) as s, wdb.NeverClose(s), wdb.NeverClose(s), wdb.HalfRequest(s):
-        share = procfs.cpu_share(s.proc.pid, seconds=1.0)
-        doing = what_it_does(s.proc.pid)
+        share = procfs.cpu_share(s.pid, seconds=1.0)
+        doing = what_it_does(s.pid)
         if share > 0.10 and not v.idle_burn:
-            calls, hint = busy_hint(s.proc.pid, v)   # (only now: strace slows what it watches)
+            calls, hint = busy_hint(s.pid, v)   # (only now: strace slows what it watches)
     tried = "3 clients connected, served once, then silent; the server's CPU time over 1 s"
     if v.idle_burn:
         if share < 0.3:
@@ -214,7 +214,7 @@ def test_leaves(target, v):
     its descriptor count returns to what it was, and no socket of it stays in
     CLOSE_WAIT (the client has gone, the server has not closed its end)."""
     with server(target) as s:
-        pid = s.proc.pid
+        pid = s.pid
         with LineClient(s.port) as first:   # the loop is up and has served someone
             expect_reply(target, first, b"get x\r\n", b"END\r\n")
         problem = leave_in_three_ways(s.port)
@@ -309,15 +309,15 @@ def test_stop_continue(target, v):
     calls this happens to); select() and poll() are restarted by the kernel instead. So
     lesson 14's loop must take EINTR for "nothing yet" (lessons 12 and 13 never see it)."""
     with server(target) as s, LineClient(s.port) as client:
-        pid = s.proc.pid
+        pid = s.pid
         expect_reply(target, client, b"set stop 0 0 2\r\nok\r\n", b"STORED\r\n")
-        asleep = wait_until(lambda: procfs.status(pid).get("State", "")[:1] == "S", T(3),
+        asleep = wait_until(lambda: procfs.state(pid) == "S", T(3),
                             "the server asleep in its poller")
         os.kill(pid, signal.SIGSTOP)
-        wait_until(lambda: not s.alive() or procfs.status(pid).get("State", "")[:1] == "T", T(3),
+        wait_until(lambda: procfs.state(pid) in ("T", "gone"), T(3),
                    "the server stopped")
         os.kill(pid, signal.SIGCONT)
-        wait_until(lambda: not s.alive() or procfs.status(pid).get("State", "")[:1] != "T", T(3),
+        wait_until(lambda: procfs.state(pid) != "T", T(3),
                    "the server continued")
         tried = ("set stop, then the server (asleep: " + ("yes" if asleep else "not seen") +
                  ") was stopped with SIGSTOP and continued with SIGCONT, as Ctrl-Z and fg do; "
@@ -362,7 +362,7 @@ def test_fd_setsize(target, v):
         if alive and silent is None:
             for sock in socks[:100]:
                 sock.close()
-            wait_until(lambda: procfs.fd_count(s.proc.pid) < FD_SETSIZE - 50, T(5),
+            wait_until(lambda: procfs.fd_count(s.pid) < FD_SETSIZE - 50, T(5),
                        "the server closed the clients that left", interval=0.02)
             after, seen = wdb.second_client_served(s.port)
         for sock in socks:
@@ -423,11 +423,11 @@ def test_many_connections(target, v):
     wrapper = ("prlimit", f"--nofile=1024:{have}", "--")
     with start_server(target.binary(PROGRAM), wrapper=wrapper) as s:
         before = latencies(s.port, 300)
-        rss_before = procfs.vm_rss(s.proc.pid)
+        rss_before = procfs.vm_rss(s.pid)
         held, problem = hold_connections(s.port, n)
         try:
             during = latencies(s.port, 300) if not problem else []
-            rss_during = procfs.vm_rss(s.proc.pid)
+            rss_during = procfs.vm_rss(s.pid)
         finally:
             for sock in held:
                 sock.close()
@@ -528,7 +528,7 @@ def stuck(s, v, client_port: int | None = None) -> tuple[str, str | None]:
     if gone(s):
         return (f"the server is gone ({exit_text(s.proc.poll())})",
                 died_hint(s, v, "while a client waited for its answer"))
-    w = watched.waiting(s.proc.pid)
+    w = watched.waiting(s.pid)
     unseen = w.unseen()
     if unseen:
         u = unseen[0]
@@ -727,7 +727,7 @@ def wait_until_write_returned(server, client_port: int, timeout: float):
             return False
         if not queued_at:
             queued_at.append(time.monotonic())
-        states = {t.state for t in thread_states(server.proc.pid)}
+        states = {t.state for t in thread_states(server.pid)}
         return "R" not in states or time.monotonic() - queued_at[0] > 0.2
     wait_until(write_returned, timeout, "the server's write() is over")
 

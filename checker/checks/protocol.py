@@ -25,7 +25,7 @@ def test_protocol(target, v):
         silent_hint = (lambda: eventloop.silent_hint(s, v)) if v.event_loop else None
         closed_hint = None
         if v.event_loop:   # a client that says nothing at first: read() gives EAGAIN
-            wdb.wait_until_accepted(s.proc.pid, T(5))
+            wdb.wait_until_accepted(s.pid, T(5))
             closed_hint = ("this client was accepted and had sent nothing yet: a read() "
                            "that fails with EAGAIN means \"nothing now\", not an error, "
                            "so the connection must stay open")
@@ -121,7 +121,7 @@ def with_server_state(failure, target, s):
         failure.hint, more = crash
         failure.details += more
     elif waited:
-        hint, more = hang_hint(target, s.proc.pid)
+        hint, more = hang_hint(target, s.pid)
         if hint:
             failure.hint = hint
         failure.details += more
@@ -164,7 +164,7 @@ def test_short_io(target, v):
         env = faults_env(log, short_send=5, short_recv=3, eintr=4)
         with server(target, env=env) as s, LineClient(s.port) as client:
             if v.event_loop:
-                wdb.wait_until_accepted(s.proc.pid, T(5))
+                wdb.wait_until_accepted(s.pid, T(5))
             try:
                 for request, reply in wdb.protocol_script(v.exch):
                     expect_reply(target, client, request, reply, hint=SHORT_IO_HINT,

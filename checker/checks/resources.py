@@ -41,7 +41,7 @@ def settled(pid: int, want: int, timeout: float) -> int:
        needs=["protocol"], when="own_connection_code")
 def test_no_fd_leak(target, v):
     with server(target) as s:
-        pid = s.proc.pid
+        pid = s.pid
         before = procfs.fd_count(pid)
         for n in range(CLIENTS):
             with LineClient(s.port) as client:
@@ -82,7 +82,7 @@ def test_out_of_descriptors(target, v):
     wrapper = ("prlimit", f"--nofile={LIMIT}:{LIMIT}", "--")
     held, extra = [], []
     with start_server(target.binary(PROGRAM), wrapper=wrapper) as s:
-        pid = s.proc.pid
+        pid = s.pid
         room = LIMIT - procfs.fd_count(pid)
         tried = (f"the server started with an open-files limit of {LIMIT} (prlimit), so room for "
                  f"{room} clients; {room} clients connected and were served, then {EXTRA} more "

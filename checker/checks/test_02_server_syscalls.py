@@ -69,7 +69,7 @@ def server_doing(s) -> str | None:
     """What the server process is doing now, as /proc shows it, if it still runs."""
     if s is None or not s.alive():
         return None
-    return activity(s.proc.pid)
+    return activity(s.pid)
 
 
 def spinning(doing: str | None) -> bool:
@@ -266,7 +266,7 @@ def read_until_eof_or_spin(client: LineClient, s, timeout: float) -> tuple[bytes
     sooner once the server has burnt SPIN_CPU seconds of CPU meanwhile (a server that spins
     instead of closing is caught in a fraction of a second, without burning the whole wait),
     or is back in accept() (one client at a time: it has left this connection for good)."""
-    start, data = procfs.cpu_seconds(s.proc.pid), b""
+    start, data = procfs.cpu_seconds(s.pid), b""
     deadline = Deadline(timeout)
     while not deadline.passed():
         chunk, closed = client.read_until_eof(timeout=min(0.1, deadline.left()))
@@ -274,7 +274,7 @@ def read_until_eof_or_spin(client: LineClient, s, timeout: float) -> tuple[bytes
         if closed:
             return data, True
         try:
-            if procfs.cpu_seconds(s.proc.pid) - start >= SPIN_CPU:
+            if procfs.cpu_seconds(s.pid) - start >= SPIN_CPU:
                 break
             if "accept" in (server_doing(s) or ""):
                 break

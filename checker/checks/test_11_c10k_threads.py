@@ -20,7 +20,7 @@ import time
 from checker.harness import (Deadline, T, cannot_check, check, fail, note, procfs, run, spawn, start_server,
                              wait_until)
 from checker.harness import sandbox
-from checker.harness.procs import kill_group, program_lines
+from checker.harness.procs import kill_group, program_lines, program_pid
 from checker.harness.target import ROOT, make
 
 PROGRAM = "c10k_threads"
@@ -61,7 +61,7 @@ def as_from_shell(argv) -> list:
 
 
 def program_argv(target, s, steps, hold=False) -> list:
-    argv = [target.binary(PROGRAM), "-p", s.port, "-s", s.proc.pid, "-n", steps]
+    argv = [target.binary(PROGRAM), "-p", s.port, "-s", s.pid, "-n", steps]
     return [str(a) for a in argv] + (["--hold"] if hold else [])
 
 
@@ -74,7 +74,7 @@ def shown(target, argv) -> str:
 
 
 def tried(target, argv, s) -> str:
-    return f"{shown(target, argv)}   (the server: {target.shown(SERVER)}, pid {s.proc.pid})"
+    return f"{shown(target, argv)}   (the server: {target.shown(SERVER)}, pid {s.pid})"
 
 
 def output_lines(text: str, limit=24) -> list[str]:
@@ -116,6 +116,10 @@ class Running:
         self.argv = argv
         self.proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.text = ""
+
+    @property
+    def pid(self) -> int:
+        return program_pid(self.proc)
 
     def read_until(self, pattern: str | None, timeout: float) -> bool:
         """Reads output until a line matches `pattern`; False at EOF or timeout.
@@ -237,13 +241,13 @@ def close_to(got: float, want: float, slack: float) -> bool:
        needs=["build"])
 def test_matches_proc(target):
     with server() as s:
-        before = proc_status(s.proc.pid)
+        before = proc_status(s.pid)
         argv = program_argv(target, s, "100,200", hold=True)
         prog = Running(argv)
         held = prog.read_until(r"^holding", T(20))
         # The truth: the server once it has a thread for each of the 200 connections.
-        wait_until(lambda: procfs.threads(s.proc.pid) >= 201, T(10), "a thread per connection")
-        seen = proc_status(s.proc.pid) if held else None
+        wait_until(lambda: procfs.threads(s.pid) >= 201, T(10), "a thread per connection")
+        seen = proc_status(s.pid) if held else None
         code = prog.finish(T(10))
     text = prog.text
     if not held:
@@ -299,12 +303,12 @@ def test_matches_proc(target):
         order = ["TODO 2", "TODO 3", "print_row"]
     if problems:
         fail("your row for 200 connections is not what the server's /proc/PID/status says",
-             tried=tried(target, argv, s) + f"; then the checker read /proc/{s.proc.pid}/status",
+             tried=tried(target, argv, s) + f"; then the checker read /proc/{s.pid}/status",
              expected="threads exactly; VmSize, VmRSS, VmPTE as /proc says (to rounding, and a little "
                       "drift); kernel stacks = threads × 16 KiB",
              seen=problems[0], details=problems[1:] + output_lines(text, limit=12),
              hint=MATCH_HINTS[next(t for t in order if t in todos)])
-    note(f"/proc/{s.proc.pid}/status with 200 connections: {seen['threads']} threads, "
+    note(f"/proc/{s.pid}/status with 200 connections: {seen['threads']} threads, "
          f"VmSize {seen['size']:.1f} MiB, VmRSS {seen['rss']:.1f} MiB, VmPTE {seen['pte']:.1f} MiB: "
          f"as in your row")
 
@@ -317,7 +321,7 @@ def test_closes_files(target):
         argv = program_argv(target, s, "100", hold=True)
         prog = Running(argv)
         held = prog.read_until(r"^holding", T(20))
-        files = open_files_of(prog.proc.pid) if held else {}
+        files = open_files_of(prog.pid) if held else {}
         code = prog.finish(T(10))
     if not held:
         fail("your program did not say it was holding its connections",
@@ -330,7 +334,7 @@ def test_closes_files(target):
     if others:
         listed = "; ".join(f"{t}{f' ({n} times)' if n > 1 else ''}" for t, n in sorted(others.items()))
         fail(f"your program keeps {sum(others.values())} file(s) open besides its connections",
-             tried=tried(target, argv, s) + f"; then the checker listed /proc/{prog.proc.pid}/fd",
+             tried=tried(target, argv, s) + f"; then the checker listed /proc/{prog.pid}/fd",
              expected="100 sockets, and standard input, output and error",
              seen=f"{sockets} sockets, and {listed}",
              hint="every fopen() needs its fclose(), on every way out of the function: a "
@@ -355,7 +359,7 @@ def test_waits_for_threads(target):
     pause = 0.3
     with server() as s:
         argv = program_argv(target, s, "50")
-        os.kill(s.proc.pid, signal.SIGSTOP)
+        os.kill(s.pid, signal.SIGSTOP)
         try:
             prog = Running(argv)
             started = prog.read_until(r"^before any connection", T(10))
@@ -364,7 +368,7 @@ def test_waits_for_threads(target):
             if queued:
                 time.sleep(pause)
         finally:
-            os.kill(s.proc.pid, signal.SIGCONT)
+            os.kill(s.pid, signal.SIGCONT)
         code = prog.finish(T(20))
     text = prog.text
     rows = parse_rows(text)
@@ -499,19 +503,19 @@ def test_server_dies(target):
     stacks = 20
     stack_kib = 8192
     with server(stack_kib=stack_kib) as s:
-        base = proc_status(s.proc.pid)
+        base = proc_status(s.pid)
         # Room for `stacks` more stacks (each 8 MiB and a 4 KiB guard page), and not one more.
         room = int((base["size"] * 1024 + (stacks + 0.5) * (stack_kib + 4)) * 1024)
-        sandbox.prlimit(s.proc.pid, resource.RLIMIT_AS, (room, room))
+        sandbox.prlimit(s.pid, resource.RLIMIT_AS, (room, room))
         argv = program_argv(target, s, "60")
-        os.kill(s.proc.pid, signal.SIGSTOP)
+        os.kill(s.pid, signal.SIGSTOP)
         try:
             prog = Running(argv)
             started = prog.read_until(r"^before any connection", T(10))
             queued = started and wait_until(lambda: procfs.accept_queue(s.port) >= 60, T(10),
                                             "60 connections in the listen queue")
         finally:
-            os.kill(s.proc.pid, signal.SIGCONT)
+            os.kill(s.pid, signal.SIGCONT)
         code = prog.finish(T(20))
         died = wait_until(lambda: not s.alive(), T(5), "the server's death")
         server_said = s.stderr().decode(errors="replace").strip().splitlines()
@@ -529,7 +533,7 @@ def test_server_dies(target):
     stop = text[text.find("stopped:"):] if "stopped:" in text else ""
     if code != EXIT_LIMIT or "died" not in stop:
         fail("your program did not say that the server died", tried=what,
-             expected=f"`stopped: the server (pid {s.proc.pid}) died …` and exit status {EXIT_LIMIT}",
+             expected=f"`stopped: the server (pid {s.pid}) died …` and exit status {EXIT_LIMIT}",
              seen=exit_text(code, T(20)) + ("; its `stopped:` line does not say that the server died"
                                            if stop else "; no `stopped:` line"),
              details=output_lines(text) + program_lines("\n".join(server_said[:2]).encode(),

@@ -110,7 +110,7 @@ def raw_get(port, server=None, target=None, args=()) -> bytes:
         why = "the connection reset (RST) by the server"
     if why is None:
         return data
-    doing = activity(server.proc.pid) if server is not None and server.alive() else None
+    doing = activity(server.pid) if server is not None and server.alive() else None
     fail("httpd's reply to `GET /` never came whole",
          tried=(f"{tried_server(target, args)}, then " if target is not None else "")
                + f"send {show_bytes(REQUEST)} and read until the server closes",
@@ -218,7 +218,7 @@ def wait_for_sockets(pid: int, want: int, timeout: float) -> float | None:
 def test_server_defer_accept(target):
     args = ["--defer-accept"]
     with start_server(target.binary(SERVER), args=args) as s:
-        pid = s.proc.pid
+        pid = s.pid
         listening = sockets_of(pid)   # the listener: accept() has returned nothing yet
         t0 = time.monotonic()
         with connect(s.port, timeout=T(5)) as sock:

@@ -305,7 +305,7 @@ class NeverRead(BadClient):
         if self.event_loop:   # its writes never block: wait for the replies to pile up
             wait_until_queued(self.server.port, self.sock.getsockname()[1], T(5))
         else:
-            wait_until_writing(self.server.proc.pid, T(5))
+            wait_until_writing(self.server.pid, T(5))
 
 
 WRITE_CALLS = {"write", "sendto", "sendmsg", "writev"}

@@ -87,7 +87,7 @@ def expect_reply(target, client, request: bytes, reply: bytes, what: str | None 
                 silent_hint = silent_hint()
             why = silent_hint
             if why is None and server is not None:
-                why, more = hang_hint(target, server.proc.pid, client)
+                why, more = hang_hint(target, server.pid, client)
                 details += more
             why = why or ("not a byte came back: the server never wrote a reply to this "
                           "request (is it still waiting for more of it, or stuck?)")

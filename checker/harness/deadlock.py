@@ -1,6 +1,6 @@
 """Naming what a hung process is stuck on: which thread waits for which mutex, held by whom.
 
-    lines = diagnose_hang(server.proc.pid, source_dir=lesson_dir)
+    lines = diagnose_hang(server.pid, source_dir=lesson_dir)
     # thread 4243 waits for mutex A (0x55d0c1a2b8c0, global 'table_mutex'), which it holds
     #   itself: it locked the same mutex twice
     # thread 4243 is at weensydb.cc:131 in do_exch: std::lock_guard<std::mutex> g2(b.mu);
@@ -91,7 +91,7 @@ def thread_states(pid: int, machine: str | None = None) -> list[ThreadState]:
     machine = machine or platform.machine()
     futex_calls = FUTEX_SYSCALLS.get(machine, set())
     tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if t.isdigit())
-    alive = set(tids)
+    alive = own_tids(pid, tids)
     threads = []
     for tid in tids:
         base = f"/proc/{pid}/task/{tid}"
@@ -117,20 +117,35 @@ def thread_states(pid: int, machine: str | None = None) -> list[ThreadState]:
     return threads
 
 
-def _classify_futex(pid, t: ThreadState, alive: set):
+def own_tids(pid: int, tids: list[int]) -> dict[int, int]:
+    """{the TID the program itself knows: ours} for each thread. A program in a PID namespace
+    of its own (the checker's jail) writes its own TIDs into its mutexes (glibc's owner
+    field) and thread words; the checker sees other numbers (NSpid: ours first, its last)."""
+    found = {}
+    for tid in tids:
+        try:
+            nspids = procfs.status(f"{pid}/task/{tid}").get("NSpid", "").split()
+        except OSError:
+            continue
+        found[int(nspids[-1]) if nspids else tid] = tid
+    return found
+
+
+def _classify_futex(pid, t: ThreadState, alive: dict[int, int]):
     addr, op, expected = t.args[0], t.args[1], t.args[2]
     cmd = op & 0x7f
     t.wait, t.futex = "futex", addr
     try:
         if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2):         # priority-inheritance mutex: the word is the owner
-            t.wait, t.owner = "mutex", _read_int(pid, addr, False) & 0x3fffffff
+            owner = _read_int(pid, addr, False) & 0x3fffffff
+            t.wait, t.owner = "mutex", alive.get(owner, owner)
         elif cmd == FUTEX_WAIT and expected == 2:           # glibc's __lll_lock_wait: a contended mutex
             owner = _read_int(pid, addr + MUTEX_OWNER_OFFSET, True)
             if owner > 0:
-                t.wait, t.owner = "mutex", owner
-        elif cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET) and expected in alive and expected != t.tid \
+                t.wait, t.owner = "mutex", alive.get(owner, owner)
+        elif cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET) and alive.get(expected, t.tid) != t.tid \
                 and _read_int(pid, addr, False) == expected:
-            t.wait, t.owner = "join", expected              # pthread_join waits on the thread's TID word
+            t.wait, t.owner = "join", alive[expected]       # pthread_join waits on the thread's TID word
     except OSError as e:
         t.problem = f"cannot read its memory ({e.strerror or e})"
 

@@ -94,6 +94,15 @@ def socket_fd_count(pid: int) -> int:
     return sum(target.startswith("socket:") for target in open_fds(pid))
 
 
+def state(pid: int) -> str:
+    """Its state letter (R running, S asleep, T stopped, Z zombie…), or "gone". A program in
+    the jail is reaped by the jail's init the moment it ends: its /proc entry goes with it."""
+    try:
+        return status(pid).get("State", "?")[:1]
+    except OSError:
+        return "gone"
+
+
 def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
@@ -105,6 +114,26 @@ def parent(pid: int) -> int | None:
             return int(f.read().rpartition(")")[2].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def children(pid: int) -> list[int]:
+    """The pids of its children (of every thread's)."""
+    found = []
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with open(f"{task.path}/children") as f:
+                found += [int(word) for word in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def namespace_pids(pid: int) -> list[int]:
+    """Its pid in each PID namespace it is in, the outermost first (NSpid)."""
+    try:
+        return [int(word) for word in status(pid).get("NSpid", "").split()]
+    except (OSError, ValueError):
+        return []
 
 
 # ---- every process -------------------------------------------------------------------

@@ -4,11 +4,13 @@ Every process the checker starts gets its own process group and dies with
 the checker (PR_SET_PDEATHSIG), so nothing is left running after a pass, a
 failure, a timeout or a Ctrl-C: kill_all() SIGKILLs every group at exit.
 
-A program can leave its group (setsid) and its parent (a double fork). So each
-one also carries a mark in its environment, NETCOURSE_OWNER, which its children
-inherit, and killing it kills every process that carries its mark; the checker is
-the child subreaper, so orphans come back to it to be reaped. What a program prints
-is kept bounded (its first bytes and its last), read in one pass.
+A program can leave its group (setsid) and its parent (a double fork), but not
+the jail's PID namespace (sandbox.jail), whose end kills all it holds. Where there
+is no jail, each program also carries a mark in its environment, NETCOURSE_OWNER,
+which its children inherit, and killing it kills every process that carries its
+mark; the checker is then the child subreaper, so orphans come back to it to be
+reaped. What a program prints is kept bounded (its first bytes and its last), read
+in one pass.
 """
 import ctypes
 import itertools
@@ -34,9 +36,19 @@ PR_SET_CHILD_SUBREAPER = 36
 OWNER = "NETCOURSE_OWNER"
 _spawned = itertools.count(1)
 
-# Orphans of the programs under test (a double fork) are reparented to the checker,
-# not to init, so that they can be found and reaped.
-_libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+_subreaper_decided = False
+
+
+def _adopt_orphans_unless_jailed():
+    """Without the jail, the orphans of the programs under test (a double fork) are
+    reparented to the checker, not to init, so that they can be found and reaped. In the
+    jail they never leave its namespace, and the checker adopts nothing: the orphans of
+    its own tools (gdb's helper process) go to init, which reaps them."""
+    global _subreaper_decided
+    if not _subreaper_decided:
+        _subreaper_decided = True
+        if not sandbox.jail.works() or os.environ.get("NETCOURSE_NO_SANDBOX"):
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def _die_with_parent():
@@ -50,6 +62,7 @@ def spawn(argv, **kwargs) -> subprocess.Popen:
     kwargs.setdefault("stdin", subprocess.DEVNULL)
     mark = f"{os.getpid()}.{next(_spawned)}"
     kwargs["env"] = {**(os.environ if kwargs.get("env") is None else kwargs["env"]), OWNER: mark}
+    _adopt_orphans_unless_jailed()
     argv, set_limits = sandbox.prepare([str(a) for a in argv])
 
     def in_the_child():
@@ -58,8 +71,38 @@ def spawn(argv, **kwargs) -> subprocess.Popen:
             set_limits()
     proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=in_the_child, **kwargs)
     proc._nc_mark = mark
+    proc._nc_jailed = str(sandbox.Jail.PATH) in argv
     _live.add(proc)
     return proc
+
+
+def program_pid(proc: subprocess.Popen) -> int:
+    """The pid of the program itself, to look at in /proc or to signal. In the jail
+    (tools/programs/jail.cc) that is not the pid the checker started but its grandchild,
+    pid 2 of the jail's namespace; found once it has been started, then remembered."""
+    if not getattr(proc, "_nc_jailed", False):
+        return proc.pid
+    if getattr(proc, "_nc_program", None) is None:
+        depth = len(procfs.namespace_pids(os.getpid())) + 1
+        deadline = Deadline(T(5))
+        while (pid := _second_in_namespace(proc.pid, depth)) is None:
+            if proc.poll() is not None or deadline.passed():
+                return proc.pid
+            time.sleep(0.005)   # the jail forks twice: a few milliseconds
+        proc._nc_program = pid
+    return proc._nc_program
+
+
+def _second_in_namespace(pid: int, depth: int) -> int | None:
+    """The descendant of pid (through wrappers) that is pid 2 of a namespace `depth` deep."""
+    generation = [pid]
+    for _ in range(6):
+        for candidate in generation:
+            nspids = procfs.namespace_pids(candidate)
+            if len(nspids) == depth and nspids[-1] == 2:
+                return candidate
+        generation = [child for parent in generation for child in procfs.children(parent)]
+    return None
 
 
 def marked(mark: str) -> list[int]:
@@ -69,6 +112,7 @@ def marked(mark: str) -> list[int]:
 
 
 def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
+    inits = procfs.children(proc.pid) if sig == signal.SIGKILL and getattr(proc, "_nc_jailed", False) else []
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -79,7 +123,23 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
             proc.wait(timeout=T(5))
         except subprocess.TimeoutExpired:
             pass
+        _reap_when_adopted(inits)
         _live.discard(proc)
+
+
+def _reap_when_adopted(pids: list[int]):
+    """The jail's init outlives the jail killed under it: it first kills its namespace.
+    Waits until it is gone, and reaps it if it came to the checker (a subreaper)."""
+    deadline = Deadline(T(5))
+    for pid in pids:
+        while procfs.alive(pid) and not deadline.passed():
+            if procfs.parent(pid) == os.getpid():
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+                break
+            time.sleep(0.005)
 
 
 def _kill_marked(proc: subprocess.Popen):
@@ -221,8 +281,8 @@ def run(argv, timeout: float, input: bytes | None = None, cwd=None, env=None,
     out, err = Output(STDOUT_LIMIT), Output(STDERR_LIMIT)
     finished = _collect(proc, {proc.stdout.fileno(): out, proc.stderr.fileno(): err},
                         input, Deadline(timeout))
-    activity = on_timeout(proc.pid) if on_timeout and not finished else None
-    crowd = len(marked(proc._nc_mark)) if not finished and sandbox.active() else 0
+    activity = on_timeout(program_pid(proc)) if on_timeout and not finished else None
+    crowd = len(marked(proc._nc_mark)) if not finished and sandbox.limits_processes() else 0
     if not finished and grace:
         kill_group(proc, signal.SIGTERM)
         try:
@@ -356,6 +416,11 @@ class Server:
         thread = threading.Thread(target=_drain, args=(stream, output), daemon=True)
         thread.start()
         self._drains.append(thread)
+
+    @property
+    def pid(self) -> int:
+        """The server's own pid (not the jail's: program_pid)."""
+        return program_pid(self.proc)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -8,20 +8,24 @@ set in the forked child, and through wrappers placed just before it in argv:
 
     sh -c 'echo $$ > …/cgroup.procs …; exec "$@"'       (a memory and pids cgroup, if any)
     setpriv --reuid=UID --regid=UID --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs
+    build/tools/jail --processes N --tmp-mib M --keep … --   (user, PID and mount namespaces)
 
 so it runs as a user id that no other process on the machine has (SANDBOX_UID, one per
-checker process), with no capability and no way to gain one. The wrappers sit after any
-the check uses (strace, setarch, prlimit, unshare -m), which keep their privileges.
+checker process), with no capability and no way to gain one, as pid 2 of a PID namespace
+whose end kills everything it started, with a /tmp of its own (tools/programs/jail.cc).
+The wrappers sit after any the check uses (setarch, prlimit, unshare -m), which keep
+their privileges, and before strace, which traces the program from inside the jail.
 
 Because the uid is the run's own, what the program leaves behind can be found without
 trusting it: sweep() kills every process of that uid and removes the files it owns
 under /tmp, /var/tmp and /dev/shm. Directories the program must write to (TSan's logs, the lock tracer's
 trace) are given to it with give().
 
-As an ordinary user the uid, the cgroups and the process limit cannot be had (the
-program has the user's rights, and a process limit would count all the user's own
-processes); the other limits still apply, and the harness still kills its descendants
-(procs) and bounds its output.
+As an ordinary user the uid and the cgroups cannot be had: the program has the user's
+rights. The jail still works where the kernel lets users make namespaces (most do), and
+there it gives the process limit (counted in the jail's namespace alone), the kill of
+everything started and the private /tmp; the other limits apply, and the harness still
+kills its descendants (procs) and bounds its output.
 NETCOURSE_NO_SANDBOX=1 turns the wrappers off (for debugging a check).
 """
 import atexit
@@ -80,18 +84,23 @@ def uid_is_mapped(uid: int) -> bool:
 def prepare(argv: list[str]):
     """(argv with the wrappers inserted before the program under test, a function that sets
     the limits in the child before exec, or None). Unchanged argv and None when there is no
-    program under test in argv, or the sandbox is not active.
+    program under test in argv, or NETCOURSE_NO_SANDBOX is set.
 
     The limits are set first, in the child the checker forks, so that a check's own
     wrappers (prlimit --nofile=1500) can lower them further: a limit once lowered cannot be
     raised again without CAP_SYS_RESOURCE in the machine's first user namespace, which a
-    container's root does not have."""
+    container's root does not have. A tracer the check puts before the program (strace)
+    runs inside the sandbox with it, so that it traces the program and not the jail."""
+    if os.environ.get("NETCOURSE_NO_SANDBOX"):
+        return argv, None
     for i, word in enumerate(argv):
         if word.startswith(UNDER_TEST):
             sanitized = word.endswith(("-asan", "-tsan"))
-            if not active():   # the limits still apply; a process limit would count all your own
-                return argv, lambda: set_limits(sanitized, processes=False)
-            return [*argv[:i], *cgroups.wrapper(), *drop_privileges(), *argv[i:]], lambda: set_limits(sanitized)
+            at = next((j for j in range(i) if os.path.basename(argv[j]) == "strace"), i)
+            wrappers = [*cgroups.wrapper(), *drop_privileges()] if active() else []
+            # as yourself, a process limit would count all your own processes, except in the jail
+            return ([*argv[:at], *wrappers, *jail.wrapper(), *argv[at:]],
+                    lambda: set_limits(sanitized, processes=active()))
     return argv, None
 
 
@@ -189,6 +198,51 @@ class Cgroups:
         self.dirs = {}
 
 
+class Jail:
+    """build/tools/jail (tools/programs/jail.cc): a user, PID and mount namespace for each
+    program under test, where the machine allows them. `kind` says whether it works here,
+    or why not; probed once, by running `true` in it the way a program would run."""
+    PATH = ROOT / "build" / "tools" / "jail"
+
+    def __init__(self):
+        self.kind = None
+
+    def works(self) -> bool:
+        if self.kind is None:
+            self.kind = self._probe()
+        return self.kind == "yes"
+
+    def _probe(self) -> str:
+        if not self.PATH.exists():
+            subprocess.run(["make", "--no-print-directory", "-s", "build/tools/jail"], cwd=ROOT,
+                           capture_output=True, timeout=300)
+        if not self.PATH.exists():
+            return "no (build/tools/jail would not build: make build/tools/jail says why)"
+        try:
+            done = subprocess.run([*(drop_privileges() if active() else []), str(self.PATH), "--", "true"],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"no ({e})"
+        if done.returncode != 0:
+            return f"no ({(done.stderr.strip().splitlines() or ['exit status %d' % done.returncode])[-1]})"
+        return "yes"
+
+    def wrapper(self) -> list[str]:
+        """The jail's argv before the program: its process limit, the size of its private /tmp,
+        and the directories under /tmp it must still see (the course, the run's temporary files)."""
+        if not self.works():
+            return []
+        keep = [str(ROOT), str(pathlib.Path(tempfile.gettempdir()).resolve())]
+        # /tmp holds more than one file may: a file too large is cut by the file limit (SIGXFSZ,
+        # named in the report), not by a full disk the program may take for success
+        tmp_mib = limits["file_mib"] + 64
+        return [str(self.PATH), "--processes", str(limits["processes"]), "--tmp-mib", str(tmp_mib),
+                *[arg for path in keep for arg in ("--keep", path)], "--"]
+
+
+jail = Jail()
+
+
 def remove_stale(parent: pathlib.Path):
     """Removes the empty cgroups of earlier runs that were killed before they could."""
     for old in parent.glob("netcourse-*"):
@@ -204,18 +258,29 @@ cgroups = Cgroups()
 atexit.register(lambda: cgroups.remove())
 
 
+def limits_processes() -> bool:
+    """Is there a limit on the processes of the programs under test? As root, the sandbox
+    uid's; as yourself, only in the jail, whose namespace has a count of its own."""
+    return active() or (not os.environ.get("NETCOURSE_NO_SANDBOX") and jail.works())
+
+
 def describe() -> str:
     """What the programs under test run with, in one line."""
+    if os.environ.get("NETCOURSE_NO_SANDBOX"):
+        return "programs run as you, without limits (NETCOURSE_NO_SANDBOX)"
+    jailed = (" in a PID, user and mount namespace each (killed with all they start; a /tmp of their own)"
+              if jail.works() else f" with no namespaces of their own (jail: {jail.kind})")
+    each = (f"{effective(resource.RLIMIT_NOFILE, limits['files'])} open files, {limits['file_mib']} MiB per file, "
+            f"{limits['cpu_seconds']} s of CPU")
+    processes = f"at most {limits['processes']} processes, " if limits_processes() else ""
     if not active():
-        why = "not root" if os.geteuid() != 0 else "NETCOURSE_NO_SANDBOX or no setpriv/prlimit"
-        return f"programs run as you, without limits ({why})"
+        why = "not root" if os.geteuid() != 0 else "no setpriv, or the sandbox uid is not mapped here"
+        return f"programs run as you ({why}){jailed}; {processes}{each}"
     if not cgroups.made:
         cgroups.make()
     cgroup = (f"; cgroup {cgroups.kind}: {limits['memory_mib']} MiB of memory, {limits['processes']} processes"
               if cgroups.dirs else f"; cgroup {cgroups.kind}")
-    return (f"programs run as uid {SANDBOX_UID} with no capabilities; at most {limits['processes']} "
-            f"processes, {effective(resource.RLIMIT_NOFILE, limits['files'])} open files, {limits['file_mib']} MiB per file, "
-            f"{limits['cpu_seconds']} s of CPU{cgroup}")
+    return f"programs run as uid {SANDBOX_UID} with no capabilities{jailed}; {processes}{each}{cgroup}"
 
 
 def prlimit(pid: int, which: int, limits: tuple[int, int]):

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
+from . import sandbox
 from .procs import RunResult, run
 from .report import CannotCheck
 from .timeouts import T
@@ -86,9 +87,11 @@ def _call(pid, name, args, result, error) -> Syscall:
 
 
 def strace_prefix(out_path: str, syscalls) -> list[str]:
-    """The argv prefix that runs a program under strace, writing to out_path."""
+    """The argv prefix that runs a program under strace, writing to out_path (a file given
+    to the sandbox: strace runs in it, with the program it traces)."""
     if shutil.which("strace") is None:
         raise CannotCheck("strace is not installed (Debian package: strace)", "make deps")
+    sandbox.give_file(out_path)
     return ["strace", "-f", "-qq", "-s", "24", "-o", out_path, "-e", "trace=" + ",".join(syscalls), "--"]
 
 

@@ -8,11 +8,12 @@ import os
 import pathlib
 import resource
 import subprocess
+import sys
 import time
 
 import pytest
 
-from checker.harness import T, note, procs, sandbox, start_server
+from checker.harness import T, note, procfs, procs, sandbox, start_server
 from checker.selftest.course_copy import copy_course
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -121,15 +122,37 @@ def probe(name: str, script: str) -> pathlib.Path:
 needs_root = pytest.mark.skipif(not sandbox.active(), reason="the sandbox needs root (setpriv, prlimit)")
 
 
+needs_jail = pytest.mark.skipif(not sandbox.jail.works(), reason="no namespaces here: jail says why")
+WHOAMI = "#!/bin/sh\nid -u\necho \"pid:\t$$\"\ngrep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|NSpid)' /proc/self/status\n"
+
+
+def inside(text: str) -> dict[str, str]:
+    """What the probe printed: {"id -u": …, "CapEff": …, …}."""
+    lines = text.strip().splitlines()
+    return {"id -u": lines[0], **dict(line.split(":\t", 1) for line in lines[1:])}
+
+
 @needs_root
 def test_student_code_is_never_root():
-    result = procs.run([probe("whoami", "#!/bin/sh\nid -u\ngrep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status\n")],
-                       timeout=T(10))
-    text = result.stdout.decode()
-    note(f"inside: uid {text.split()[0]}; " + "; ".join(text.strip().splitlines()[1:]))
-    assert text.split()[0] == str(sandbox.SANDBOX_UID)
-    assert "CapEff:\t0000000000000000" in text and "CapBnd:\t0000000000000000" in text
-    assert "NoNewPrivs:\t1" in text
+    result = procs.run([probe("whoami", WHOAMI)], timeout=T(10))
+    seen = inside(result.stdout.decode())
+    note("inside: " + "; ".join(f"{k} {v}" for k, v in seen.items()))
+    assert seen["id -u"] == str(sandbox.SANDBOX_UID)
+    assert seen["Uid"].split()[0] == str(sandbox.SANDBOX_UID)   # /proc: the machine's view
+    assert seen["CapEff"] == "0000000000000000" and seen["CapBnd"] == "0000000000000000"
+    assert seen["NoNewPrivs"] == "1"
+
+
+@needs_jail
+def test_student_code_runs_in_a_pid_namespace_of_its_own():
+    """Its pid inside is 2 (the jail's init is 1): when the jail ends, so does all it started."""
+    result = procs.run([probe("whoami", WHOAMI)], timeout=T(10))
+    seen = inside(result.stdout.decode())
+    levels = len(procfs.namespace_pids(os.getpid()))
+    assert len(seen["NSpid"].split()) == levels + 1, seen["NSpid"]   # (grep's: one level deeper than ours)
+    assert seen["pid"] == "2"
+    assert seen["CapEff"] == "0000000000000000" and seen["CapBnd"] == "0000000000000000"
+    assert seen["id -u"] != "0"
 
 
 @needs_root
@@ -144,11 +167,14 @@ def test_a_fork_bomb_is_contained():
 
 @needs_root
 def test_a_huge_file_is_cut_and_removed():
+    """Cut at the file limit; in the jail it was never in the real /tmp, and without
+    the jail the sweep removes it."""
     result = procs.run([probe("bigfile", "#!/bin/sh\nhead -c 1G /dev/zero > /tmp/netcourse-probe-big\n")],
                        timeout=T(60))
     assert result.returncode != 0, result.exit_description()   # SIGXFSZ, or EFBIG reported
     left = sandbox.sweep()
-    assert any("netcourse-probe-big: removed" in line for line in left), left
+    if not sandbox.jail.works():
+        assert any("netcourse-probe-big: removed" in line for line in left), left
     assert not pathlib.Path("/tmp/netcourse-probe-big").exists()
 
 
@@ -195,17 +221,66 @@ def test_a_server_that_ignores_sigterm_is_killed(tmp_path):
 
 # ---- an ordinary user -------------------------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an ordinary user")
-def test_an_ordinary_user_gets_a_complete_lesson(tmp_path):
+USER = 65534
+as_an_ordinary_user = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an ordinary user")
+
+
+@pytest.fixture(scope="module")
+def user_course(tmp_path_factory):
+    """A copy of the course that uid 65534 owns."""
+    top = tmp_path_factory.mktemp("as-user")
+    course = copy_course(top / "course")
+    subprocess.run(["chown", "-R", f"{USER}:{USER}", str(top)], check=True, timeout=T(60))
+    sandbox.let_through(top.parent)   # the run's 0700 temporary directories above it
+    return course
+
+
+def as_user(course, *argv, timeout=T(300)):
+    """Runs argv in the course as uid 65534, the way a student runs it: as themselves."""
+    command = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups",
+               "env", "-u", "NETCOURSE_NETNS", f"HOME={course}", *argv]
+    return procs.run(command, timeout=timeout, cwd=course)
+
+
+def left_by_the_user() -> list[str]:
+    """The user's processes still running, and its files under /tmp, /var/tmp and /dev/shm."""
+    files = [entry.path for top in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(top)
+             for entry in os.scandir(top) if entry.stat(follow_symlinks=False).st_uid == USER]
+    return [f"pid {pid}" for pid in procfs.processes_of(USER)] + files
+
+
+@as_an_ordinary_user
+def test_an_ordinary_user_gets_a_complete_lesson(user_course):
     """The way most students run it: as themselves, where the checker makes a user and a
-    network namespace of its own (unshare -r -n) and the sandbox stays off. Run here as
-    uid 65534 on a copy of the course that user owns."""
-    course = copy_course(tmp_path / "course")
-    subprocess.run(["chown", "-R", "65534:65534", str(tmp_path)], check=True, timeout=T(60))
-    sandbox.let_through(tmp_path.parent)   # the run's 0700 temporary directories above it
-    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               "env", "-u", "NETCOURSE_NETNS", f"HOME={course}", "make", "--no-print-directory", "solution-01"]
-    result = procs.run(as_user, timeout=T(300), cwd=course)
+    network namespace of its own (unshare -r -n) and runs each program in the jail."""
+    result = as_user(user_course, "make", "--no-print-directory", "solution-01")
     text = result.stdout.decode(errors="replace")
     assert result.returncode == 0 and "lesson 01 complete" in text, text[-3000:] + result.stderr.decode()[-2000:]
-    assert "programs run as uid" not in text   # no sandbox line: it is off for an ordinary user
+    assert "programs run as uid" not in text   # no sandbox line: a student is not told of it
+
+
+HOSTILE_AS_USER = {   # mutant of lesson 01: the words its report must hold
+    "hostile-fork-bomb": "up against the checker's limit of 1024",
+    "hostile-setsid-double-fork": "killed it with all its children",
+    "hostile-huge-file": "larger than the 256 MiB",
+}
+
+
+@as_an_ordinary_user
+@needs_jail
+@pytest.mark.parametrize("mutant", HOSTILE_AS_USER)
+def test_an_ordinary_users_hostile_program_is_contained(user_course, mutant):
+    """As yourself there is no sandbox uid and no cgroup: the jail alone limits the processes,
+    kills all of them at the end, and keeps the program's /tmp apart."""
+    from checker.mutants.hostile import TMP_FILE
+    before = set(left_by_the_user())
+    start = time.monotonic()
+    result = as_user(user_course, sys.executable, "checker/run.py", "mutant", "01", mutant, "--only", "small")
+    text = result.stdout.decode(errors="replace")
+    assert result.returncode == 1 and "✗ prints a short page" in text, text[-3000:] + result.stderr.decode()[-2000:]
+    assert HOSTILE_AS_USER[mutant] in text, text[-3000:]
+    assert time.monotonic() - start < T(120)
+    left = set(left_by_the_user()) - before
+    assert not left, left
+    assert not pathlib.Path(TMP_FILE).exists()
+    note(next(line.strip() for line in text.splitlines() if HOSTILE_AS_USER[mutant] in line))

@@ -59,12 +59,12 @@ def test_out_of_descriptors_the_loop_sleeps(binary):
                 clients.append(socket.create_connection(("127.0.0.1", s.port), timeout=T(5)))
             # Every descriptor in use, and clients left in the backlog: accept() has
             # failed with EMFILE (the server tries to accept all waiting clients at once).
-            full = wait_until(lambda: procfs.fd_count(s.proc.pid) >= LIMIT
+            full = wait_until(lambda: procfs.fd_count(s.pid) >= LIMIT
                               and procfs.accept_queue(s.port) > 0, T(5),
                               "the server is out of descriptors with clients waiting")
-            assert full, (f"the server never ran out of descriptors: {procfs.fd_count(s.proc.pid)} "
+            assert full, (f"the server never ran out of descriptors: {procfs.fd_count(s.pid)} "
                           f"open, {procfs.accept_queue(s.port)} clients waiting")
-            share = procfs.cpu_share(s.proc.pid, WINDOW)
+            share = procfs.cpu_share(s.pid, WINDOW)
             waiting = procfs.accept_queue(s.port)
             assert share < MAX_SHARE, (
                 f"{binary.parent.name} used {share:.0%} of a core while out of descriptors "

@@ -181,7 +181,7 @@ def test_hardening_httpd_serves_at_most_64_clients_at_once():
     backlog; once they leave, the server answers at once."""
     count = MAX_CLIENTS + 36
     with start_server(program(COURSE_HTTPD)) as server:
-        pid = server.proc.pid
+        pid = server.pid
         with idle_clients(server.port, count):
             def settled():   # each client has its thread, or waits to be accepted
                 waiting = sum(queue for _, queue in listeners(server.port))
@@ -211,7 +211,7 @@ def test_hardening_httpd_survives_idle_clients_under_a_200_MB_address_limit():
             except OSError:
                 pass
             status, _ = http_get(server.port, "/small", T(10))
-            peak = (procfs.status_bytes(server.proc.pid, "VmPeak") // 1024) if server.alive() else None
+            peak = (procfs.status_bytes(server.pid, "VmPeak") // 1024) if server.alive() else None
         assert server.alive() and status == 200, \
             f"with {connected} idle clients: course-httpd {exit_text(server)}, /small got {status}"
         note(f"50 idle clients and /small served; VmPeak {peak / 1024:.0f} MiB")
@@ -222,7 +222,7 @@ def test_hardening_httpd_refuses_a_client_when_no_thread_can_be_made():
     maps: idle clients take the few threads that fit, the next ones are refused (503),
     and the server goes on; with the limit lifted, it serves again."""
     with start_server(program(COURSE_HTTPD)) as server:
-        pid = server.proc.pid
+        pid = server.pid
         size = procfs.status_bytes(pid, "VmSize")
         hard = resource.prlimit(pid, resource.RLIMIT_AS)[1]
         resource.prlimit(pid, resource.RLIMIT_AS, (size + 2 * MiB, hard))
@@ -259,7 +259,7 @@ def test_hardening_httpd_writes_a_64_MiB_body_in_constant_memory():
     """/bytes/67108864 is written piece by piece: the server's peak resident memory
     grows by far less than the body, and the bytes are still /big's."""
     with start_server(program(COURSE_HTTPD)) as server:
-        pid = server.proc.pid
+        pid = server.pid
         status, small = http_get(server.port, "/bytes/1000", T(10))
         assert status == 200 and small == big_text(1000)
         before = (procfs.status_bytes(pid, "VmHWM") // 1024)
@@ -276,7 +276,7 @@ def test_hardening_httpd_out_of_descriptors_does_not_spin():
     has no descriptor for, uses no CPU and writes a bounded log; then serves again."""
     wrapper = ["prlimit", "--nofile=32:32"]
     with start_server(program(COURSE_HTTPD), wrapper=wrapper) as server:
-        pid = server.proc.pid
+        pid = server.pid
         with idle_clients(server.port, 40):
             # At its limit (31 or 32 open: the fixed server may have given up its reserve).
             wait_until(lambda: procfs.fd_count(pid) >= 31, T(10), "course-httpd to use its 32 descriptors")

@@ -69,7 +69,7 @@ class MemoryWatch(threading.Thread):
         self.done = threading.Event()
 
     def run(self):
-        pid = self.server.proc.pid
+        pid = self.server.pid
         while not self.done.is_set():
             rss = status_bytes(pid, "VmRSS")
             self.peak = max(self.peak, rss, status_bytes(pid, "VmHWM"))
@@ -81,7 +81,7 @@ class MemoryWatch(threading.Thread):
 
     def stop(self) -> int:
         """The peak resident memory seen, in bytes (VmHWM: the kernel's own high-water mark)."""
-        self.peak = max(self.peak, status_bytes(self.server.proc.pid, "VmHWM"))
+        self.peak = max(self.peak, status_bytes(self.server.pid, "VmHWM"))
         self.done.set()
         self.join(T(5))
         return self.peak

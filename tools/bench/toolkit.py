@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 
 from checker.harness import CheckFailed, procfs
-from checker.harness.procs import free_port, kill_all, kill_group, spawn, start_server
+from checker.harness.procs import free_port, kill_all, kill_group, program_pid, spawn, start_server
 from checker.harness.timeouts import T
 from checker.harness.waiting import wait_until
 
@@ -137,6 +137,11 @@ class Running:
     def __init__(self, proc: subprocess.Popen, port: int, output):
         self.proc, self.port, self._output = proc, port, output
         self.resources = contextlib.ExitStack()    # what stop() releases after the process
+
+    @property
+    def pid(self) -> int:
+        """The server's own pid (a course server runs in the checker's jail: program_pid)."""
+        return program_pid(self.proc)
 
     def output(self) -> bytes:
         """What the server wrote so far: stderr (a course server), or its log."""

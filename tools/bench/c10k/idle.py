@@ -198,7 +198,7 @@ def measure_idle(server: Server, counts: list[int]) -> tuple[list, bool]:
     if running is None:
         return [Idle(counts[0], limit="failed", problem="the server did not start")], True
     results, misbehaved = [], False
-    pid = running.proc.pid
+    pid = running.pid
     holder = Holder(running.port)
     try:
         # One connection first, gone before the baseline: one-time costs (the first
