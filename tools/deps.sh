@@ -7,6 +7,7 @@ PACKAGES=(
   make g++ clang          # compilers: g++ 12 builds, clang 14 checks warnings
   catch2                  # unit tests (catch2/catch.hpp, v2)
   python3 python3-pytest  # the checker
+  python3-yaml            # its self-test of the CI templates (grading/*.yml)
   tshark                  # dumpcap and tshark: packet captures
   strace gdb              # system call traces, thread stacks
   iproute2 util-linux     # ip and unshare: the checker's own network namespace

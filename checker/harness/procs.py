@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from . import procfs, sandbox
 from .report import CheckFailed
 from .timeouts import T
-from .waiting import Deadline
+from .waiting import Deadline, wait_until
 
 _live: set[subprocess.Popen] = set()
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -163,6 +163,9 @@ def _kill_marked(proc: subprocess.Popen):
                     os.waitpid(pid, 0)             # prompt: it was SIGKILLed
                 except ChildProcessError:
                     pass
+        # the others are init's to reap; a SIGKILL is delivered at once, but not in no time
+        wait_until(lambda: all(procfs.state(pid) in ("Z", "X", "gone") for pid in pids), T(5),
+                   "the killed processes gone")
 
 
 def kill_all() -> list[str]:
