@@ -128,6 +128,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """Its argv joined by spaces ("" if it is gone or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def namespace_pids(pid: int) -> list[int]:
     """Its pid in each PID namespace it is in, the outermost first (NSpid)."""
     try:

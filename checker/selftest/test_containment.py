@@ -242,11 +242,13 @@ def as_user(course, *argv, timeout=T(300)):
     return procs.run(command, timeout=timeout, cwd=course)
 
 
-def left_by_the_user() -> list[str]:
-    """The user's processes still running, and its files under /tmp, /var/tmp and /dev/shm."""
+def left_by_the_user(course: pathlib.Path) -> list[str]:
+    """The user's processes still running from the course (their command line names it), and
+    the user's files under /tmp, /var/tmp and /dev/shm."""
     files = [entry.path for top in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(top)
              for entry in os.scandir(top) if entry.stat(follow_symlinks=False).st_uid == USER]
-    return [f"pid {pid}" for pid in procfs.processes_of(USER)] + files
+    return [f"pid {pid}: {command}" for pid in procfs.processes_of(USER)
+            if str(course) in (command := procfs.command_line(pid))] + files
 
 
 @as_an_ordinary_user
@@ -273,14 +275,14 @@ def test_an_ordinary_users_hostile_program_is_contained(user_course, mutant):
     """As yourself there is no sandbox uid and no cgroup: the jail alone limits the processes,
     kills all of them at the end, and keeps the program's /tmp apart."""
     from checker.mutants.hostile import TMP_FILE
-    before = set(left_by_the_user())
+    before = set(left_by_the_user(user_course))
     start = time.monotonic()
     result = as_user(user_course, sys.executable, "checker/run.py", "mutant", "01", mutant, "--only", "small")
     text = result.stdout.decode(errors="replace")
     assert result.returncode == 1 and "✗ prints a short page" in text, text[-3000:] + result.stderr.decode()[-2000:]
     assert HOSTILE_AS_USER[mutant] in text, text[-3000:]
     assert time.monotonic() - start < T(120)
-    left = set(left_by_the_user()) - before
+    left = set(left_by_the_user(user_course)) - before
     assert not left, left
     assert not pathlib.Path(TMP_FILE).exists()
     note(next(line.strip() for line in text.splitlines() if HOSTILE_AS_USER[mutant] in line))
