@@ -72,6 +72,10 @@ def last_error(result) -> str:
     return lines[-1].strip() if lines else ""
 
 
+BAD_FD_HINT = ("a call was given a descriptor that is not open (EBADF): open_partial() must return "
+               "OUT.part open for writing (TODO 3)")
+
+
 def run_hint(result, args) -> str:
     """Why a download that should have worked did not, from how it ended."""
     said = last_error(result)
@@ -81,6 +85,8 @@ def run_hint(result, args) -> str:
     if result.returncode is not None and result.returncode < 0:
         return ("a crash: the AddressSanitizer check below names the line (is the buffer recv() "
                 "fills as large as what you ask recv() for?)")
+    if "Bad file descriptor" in said:
+        return BAD_FD_HINT
     if "Bad address" in said:
         return ("the kernel was told to write where the program has no memory (EFAULT): recv() was "
                 "asked for more bytes than its buffer holds. Make the buffer options.buffer bytes, and "
@@ -118,8 +124,10 @@ def content_hint(got: bytes, want: bytes, args) -> str:
             "(TODO 1)")
 
 
-def expect_saved(target, place, port, path, want: bytes, args=(), variant="plain", result=None):
-    """The program must exit 0 having left exactly `want` under the final name."""
+def expect_saved(target, place, port, path, want: bytes, args=(), variant="plain", result=None,
+                 old: bytes | None = None):
+    """The program must exit 0 having left exactly `want` under the final name (where the file
+    `old` was before, if given)."""
     if result is None:
         result = fetch(target, port, path, place, args, variant)
     how = tried(target, port, path, place.out, args, variant)
@@ -132,7 +140,9 @@ def expect_saved(target, place, port, path, want: bytes, args=(), variant="plain
         fail("exit status 0, but no file under the final name", tried=how,
              expected=f"{place.out.name} with {len(want)} bytes",
              seen=f"files in its directory: {place.files() or 'none'}",
-             hint="once every byte is in OUT.part, rename() it to OUT (TODO 4)")
+             hint="once every byte is in OUT.part, rename() it to OUT (TODO 4)" if place.files() else
+                  "it wrote no file at all: open OUT.part (TODO 3), receive the body into it (TODO 1), "
+                  "then rename() it to OUT (TODO 4)")
     got = place.out.read_bytes()
     if hashlib.sha256(got).digest() != hashlib.sha256(want).digest():
         at = first_difference(want, got)
@@ -141,7 +151,10 @@ def expect_saved(target, place, port, path, want: bytes, args=(), variant="plain
              seen=f"{len(got)} bytes, SHA-256 {hashlib.sha256(got).hexdigest()[:16]}…, "
                   f"different from byte {at} on",
              details=[f"expected at {at}: {want[at:at + 24]!r}", f"got at {at}:      {got[at:at + 24]!r}"]
-             if at is not None else [], hint=content_hint(got, want, args))
+             if at is not None else [],
+             hint=content_hint(got, want, args) if got != old else
+                  "OUT is still the old file, untouched: the new object must replace it, by rename() of "
+                  "OUT.part over it (TODO 3, TODO 4)")
     leftover = [f for f in place.files() if f != place.out.name]
     if leftover:
         fail("the download worked but left other files behind", tried=how,
@@ -166,6 +179,9 @@ def expect_clean_failure(target, place, result, how, why: str, must_say: str | N
              seen=f"exit status 0; {place.out.name}: {have}", details=result.stderr_lines(),
              hint=("a reply that is not the object (its status is not 200, or 206 for a range) is an "
                    "error" if must_say else
+                   "it wrote nothing, and said it succeeded: open OUT.part (TODO 3) and receive the body "
+                   "into it (TODO 1); a download that did not happen must end with an error"
+                   if not place.files() else
                    "recv() returned 0 before Content-Length bytes: the body was cut short, which is "
                    "an error, not the end (TODO 1)"))
     if place.out.exists():
@@ -184,7 +200,8 @@ def expect_clean_failure(target, place, result, how, why: str, must_say: str | N
         fail(f"{why}: the error message does not say {must_say}", tried=how,
              expected=f"a message with the server's status ({must_say})",
              seen=last_error(result), details=result.stderr_lines(),
-             hint=f"say what the server answered: its status line, {must_say} and all (expect_status)")
+             hint=BAD_FD_HINT if "Bad file descriptor" in said else
+                  f"say what the server answered: its status line, {must_say} and all (expect_status)")
     if place.partial.exists():
         note(f"(it left {place.partial.name} behind: harmless, but remove_partial() would tidy it)")
 
@@ -312,10 +329,11 @@ def test_stale_files(target, tmp_path):
         for args in ([], ["--splice"]):
             place = Place(tmp_path, "stale" + "".join(args).replace("-", ""))
             place.partial.write_bytes(b"X" * (3 * n))   # left by an earlier run that was killed
-            place.out.write_bytes(b"old version\n" * n)
+            old = b"old version\n" * n
+            place.out.write_bytes(old)
             for path in (place.partial, place.out):
                 sandbox.give(path)
-            expect_saved(target, place, httpd.port, f"/bytes/{n}", text(n), args)
+            expect_saved(target, place, httpd.port, f"/bytes/{n}", text(n), args, old=old)
 
 
 RECV_CALLS = ["recvfrom", "recv", "recvmsg", "read", "readv"]
