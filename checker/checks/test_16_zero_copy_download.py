@@ -72,6 +72,8 @@ def last_error(result) -> str:
     return lines[-1].strip() if lines else ""
 
 
+OVERFLOW_HINT = ("recv() was asked for more bytes than its buffer holds. Make the buffer options.buffer "
+                 "bytes, and ask for at most buffer.size() (TODO 1)")
 BAD_FD_HINT = ("a call was given a descriptor that is not open (EBADF): open_partial() must return "
                "OUT.part open for writing (TODO 3)")
 
@@ -88,9 +90,7 @@ def run_hint(result, args) -> str:
     if "Bad file descriptor" in said:
         return BAD_FD_HINT
     if "Bad address" in said:
-        return ("the kernel was told to write where the program has no memory (EFAULT): recv() was "
-                "asked for more bytes than its buffer holds. Make the buffer options.buffer bytes, and "
-                "ask for at most buffer.size() (TODO 1)")
+        return "the kernel was told to write where the program has no memory (EFAULT): " + OVERFLOW_HINT
     if "splice" in said:
         return ("splice() failed: one end of every splice() must be a pipe. Socket -> pipe write "
                 "end, then pipe read end -> file (TODO 2)")
@@ -533,8 +533,7 @@ def test_range_not_satisfiable(target, tmp_path):
 
 def sanitizer_hint(stderr: str) -> str:
     if "heap-buffer-overflow" in stderr or "stack-buffer-overflow" in stderr:
-        return ("recv() wrote past the end of its buffer: make the buffer options.buffer bytes, and ask "
-                "recv() for no more than buffer.size() (TODO 1)")
+        return "recv() wrote past the end of its buffer: " + OVERFLOW_HINT
     return "the first report above names the line (its `#0` or `#1` frame in fetch.cc)"
 
 
@@ -554,4 +553,9 @@ def test_asan_clean(target, tmp_path):
                      expected="no report from AddressSanitizer or UBSan, exit status 0",
                      seen=result.exit_description(),
                      details=[f"[your program] {l}" for l in report[:8]], hint=sanitizer_hint(stderr))
+            if "Bad address" in stderr:   # the kernel found no memory where the buffer was said to go on
+                fail(f"recv() failed with EFAULT, Bad address ({' '.join(args)})",
+                     tried=tried(target, httpd.port, f"/bytes/{n}", place.out, args, "asan"),
+                     expected="no memory error, exit status 0", seen=result.exit_description(),
+                     details=result.stderr_lines(), hint=OVERFLOW_HINT)
             expect_saved(target, place, httpd.port, f"/bytes/{n}", text(n), args, "asan", result=result)
