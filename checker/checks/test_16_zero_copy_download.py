@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 
-from checker.harness import T, check, fail, note, run, sandbox, start_server, trace, wait_until
+from checker.harness import T, check, fail, note, sandbox, start_server, trace, wait_until
 from checker.harness.report import first_difference
 from checker.harness.target import tool
 from checker.harness.watch import run_watched

@@ -6,10 +6,7 @@ connection to its rate.
     /usr/bin/python3 checker/run.py selftest -k course_httpd_ranges
 """
 import hashlib
-import os
 import pathlib
-import re
-import tempfile
 import time
 
 import pytest
