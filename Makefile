@@ -131,6 +131,7 @@ help:
 	@echo "  make bench-pollers   the cost of one select(), poll() and epoll_wait() call, 10 to 10,000 fds"
 	@echo "  make bench-c10k      v8 (threads), select, epoll and memcached: ops/s, latency, memory per idle connection"
 	@echo "  make bench-handshake lesson 15's httpd and nginx: the packets of one HTTP transaction, side by side"
+	@echo "  make bench-download  lesson 16's fetch (buffers, splice, ranges) beside curl and aria2c: MB/s, CPU, syscalls"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
@@ -210,6 +211,12 @@ bench-c10k: deps programs $(BUILD)/tools/wdb_bench
 .PHONY: bench-handshake
 bench-handshake: deps programs
 	@$(PYTHON) -m tools.bench.handshake
+
+# Lesson 16's download techniques beside curl and aria2c; draws docs/download-techniques.svg.
+# BENCH options: make bench-download BENCH_ARGS="--mib 32 --rate 10 --connections 8"
+.PHONY: bench-download
+bench-download: deps programs
+	@$(PYTHON) -m tools.bench.download $(BENCH_ARGS)
 
 # select vs poll vs epoll_wait beside the classic table; draws docs/select-vs-epoll.svg.
 .PHONY: bench-pollers

@@ -16,6 +16,7 @@ PACKAGES=(
   memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
   gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
   nginx                   # make bench-handshake: a real server's packets beside lesson 15's
+  aria2                   # make bench-download: aria2c -x N, parallel ranges beside lesson 16's
 )
 
 if ! command -v dpkg-query >/dev/null; then

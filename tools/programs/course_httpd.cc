@@ -1,8 +1,16 @@
 // course-httpd: the course's own tiny HTTP/1.0 server, so that lesson 01's
 // client never needs the internet.
 //
-//   usage: course-httpd -p PORT [-b ADDRESS]   (-p 0: any free port; 127.0.0.1 unless -b;
-//                                               an IPv6 address such as -b ::1 works too)
+//   usage: course-httpd -p PORT [-b ADDRESS] [--sendfile] [--rate MB/s]
+//          (-p 0: any free port; 127.0.0.1 unless -b; an IPv6 address such as
+//           -b ::1 works too)
+//
+//   --sendfile   (lesson 16) send the /big and /bytes/N bodies with sendfile()
+//                from a file holding the text, instead of read()+write() through
+//                a buffer of this program
+//   --rate R     (lesson 16) at most R MB/s (10^6 bytes) per connection, a token
+//                bucket: object stores cap each connection, and downloaders open
+//                several to go faster
 //
 // Pages (every reply: status line and headers in one write, the body after):
 //   /            a list of these pages
@@ -12,7 +20,11 @@
 //                client sees it arrive in many small pieces
 //   /binary      512 bytes that are not text: every byte value 0..255, then
 //                255..0 (a NUL first), for clients that treat a reply as a C string
-// Any other path gets 404 with a short body.
+// Any other path gets 404 with a short body. HEAD gets the same header without
+// the body. /big and /bytes/N answer `Range: bytes=A-B` (or `bytes=A-`) with
+// 206 and Content-Range; a range that starts past the end, or that the server
+// cannot read, gets 416 with `Content-Range: bytes */SIZE`.
+// Every request is logged on stderr, one line: method, path, range, status.
 // Each connection is served by its own thread and closed after one reply.
 //
 // What clients cannot do to it, however many and however slow:
@@ -41,9 +53,13 @@
 #include <netinet/tcp.h>
 #include <new>
 #include <poll.h>
+#include <mutex>
 #include <pthread.h>
 #include <semaphore>
 #include <string>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <thread>
@@ -73,16 +89,108 @@ static void make_piece(char* piece, std::size_t first_line) {
                       static_cast<unsigned>((first_line + i) % 100000000));
 }
 
-// Writes the first n bytes of the text, a piece at a time: the memory used
-// is one piece, whether n is 10 bytes or 64 MiB.
-static bool write_big_text(int fd, std::size_t n) {
-    char piece[kPieceLines * kLineLength + 1];
-    for (std::size_t sent = 0; sent < n;) {
-        make_piece(piece, sent / kLineLength + 1);
-        std::size_t length = std::min(kPieceLines * kLineLength, n - sent);
-        if (!write_all(fd, piece, length))
+static const std::size_t kPieceSize = kPieceLines * kLineLength;
+
+// ---- lesson 16's switches: --rate and --sendfile ----------------------------------------
+
+static double rate_bytes_per_second = 0;   // --rate, in bytes; 0: no limit
+static bool use_sendfile = false;          // --sendfile
+
+// A token bucket, one per connection: tokens (bytes that may be sent) flow in
+// at the rate, up to a burst of kBurst; a piece waits until it has enough.
+// A burst of 64 KiB: big enough for few wake-ups, small enough for a steady rate.
+static const double kBurst = 64 * 1024;
+
+struct Pacer {
+    using Clock = std::chrono::steady_clock;
+    double tokens = kBurst;
+    Clock::time_point last = Clock::now();
+
+    // The most bytes to send in one call (the burst, or everything unpaced).
+    std::size_t chunk(std::size_t wanted) const {
+        return rate_bytes_per_second > 0 ? std::min(wanted, static_cast<std::size_t>(kBurst)) : wanted;
+    }
+
+    // Waits until n bytes may be sent, and takes their tokens.
+    void take(std::size_t n) {
+        if (rate_bytes_per_second <= 0)
+            return;
+        refill();
+        if (tokens < static_cast<double>(n)) {
+            double wait = (static_cast<double>(n) - tokens) / rate_bytes_per_second;
+            std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+            refill();
+        }
+        tokens -= static_cast<double>(n);
+    }
+
+    void refill() {
+        Clock::time_point now = Clock::now();
+        tokens = std::min(kBurst, tokens + std::chrono::duration<double>(now - last).count() *
+                                               rate_bytes_per_second);
+        last = now;
+    }
+};
+
+// Writes bytes [start, end) of the text, a piece at a time: the memory used
+// is one piece, whether the range is 10 bytes or 64 MiB.
+static bool write_big_text(int fd, std::size_t start, std::size_t end) {
+    char piece[kPieceSize + 1];
+    Pacer pacer;
+    for (std::size_t at = start; at < end;) {
+        std::size_t first = at / kPieceSize * kPieceSize;   // the piece that holds `at`
+        make_piece(piece, first / kLineLength + 1);
+        std::size_t length = pacer.chunk(std::min(first + kPieceSize, end) - at);
+        pacer.take(length);
+        if (!write_all(fd, piece + (at - first), length))
             return false;
-        sent += length;
+        at += length;
+    }
+    return true;
+}
+
+// The text as a file, for sendfile(), which sends from a file's page cache and
+// not from a buffer: a memfd (a file in memory, memfd_create(2)) grown on demand
+// to the longest text asked for so far, under a mutex (every connection shares it).
+static int text_file = -1;
+static std::size_t text_file_size = 0;
+static std::mutex text_file_mutex;
+
+// Returns the file, holding at least n bytes of the text; -1 if it cannot be made.
+static int text_file_of(std::size_t n) {
+    std::lock_guard<std::mutex> hold(text_file_mutex);
+    if (text_file < 0)
+        text_file = memfd_create("course-httpd-text", MFD_CLOEXEC);
+    if (text_file < 0)
+        return -1;
+    char piece[kPieceSize + 1];
+    while (text_file_size < n) {   // pieces are whole: the size stays a multiple of kPieceSize
+        make_piece(piece, text_file_size / kLineLength + 1);
+        if (pwrite(text_file, piece, kPieceSize, static_cast<off_t>(text_file_size)) !=
+            static_cast<ssize_t>(kPieceSize))
+            return -1;
+        text_file_size += kPieceSize;
+    }
+    return text_file;
+}
+
+// Sends bytes [start, end) of the text with sendfile(): the kernel copies from
+// the file to the socket, and no byte of the body passes through this program.
+static bool sendfile_big_text(int fd, std::size_t start, std::size_t end) {
+    int file = text_file_of(end);
+    if (file < 0)
+        return false;
+    Pacer pacer;
+    off_t offset = static_cast<off_t>(start);
+    while (static_cast<std::size_t>(offset) < end) {
+        std::size_t length = pacer.chunk(end - static_cast<std::size_t>(offset));
+        pacer.take(length);
+        ssize_t sent = sendfile(fd, file, &offset, length);   // advances offset
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            return false;
+        // (a short count is fine: the loop sends the rest, and the unused tokens are lost)
     }
     return true;
 }
@@ -120,18 +228,25 @@ static Request read_request(int fd, std::string& request) {
 struct Reply {
     int status = 200;
     std::string text;           // the body, unless big_text:
-    bool big_text = false;      // the first `length` bytes of the /big text
+    bool big_text = false;      // the first `length` bytes of the /big text,
     std::size_t length = 0;
+    std::size_t first = 0;      // of which bytes [first, last] are sent (a Range; 206)
+    std::size_t last = 0;
     bool dribble = false;
+    bool head = false;          // HEAD: the header only
     const char* type = "text/plain";
+    std::string extra_headers;  // e.g. Content-Range
 
-    std::size_t body_size() const { return big_text ? length : text.size(); }
+    std::size_t body_size() const { return big_text ? last + 1 - first : text.size(); }
 };
 
 static Reply big(std::size_t n) {
     Reply reply;
     reply.big_text = true;
     reply.length = n;
+    reply.first = 0;
+    reply.last = n - 1;   // n == 0: last + 1 - first wraps back to 0
+    reply.extra_headers = "Accept-Ranges: bytes\r\n";
     return reply;
 }
 
@@ -144,8 +259,8 @@ static Reply error_reply(int status, const char* text) {
 
 static Reply route(const std::string& method, const std::string& path) {
     Reply reply;
-    if (method != "GET") {
-        reply = error_reply(405, "only GET is served here\n");
+    if (method != "GET" && method != "HEAD") {
+        reply = error_reply(405, "only GET and HEAD are served here\n");
     } else if (path == "/") {
         reply.text = "pages: /small /big /bytes/N /dribble /binary\n";
     } else if (path == "/small") {
@@ -178,18 +293,64 @@ static Reply route(const std::string& method, const std::string& path) {
 static const char* reason(int status) {
     switch (status) {
     case 200: return "OK";
+    case 206: return "Partial Content";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 416: return "Range Not Satisfiable";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
 }
 
+// The value of the request's Range header ("bytes=0-99"), or "" if it has none.
+static std::string range_header(const std::string& request) {
+    std::size_t at = 0;
+    while ((at = request.find('\n', at)) != std::string::npos) {
+        at++;
+        if (strncasecmp(request.c_str() + at, "range:", 6) != 0)
+            continue;
+        std::size_t start = request.find_first_not_of(" \t", at + 6);
+        std::size_t end = request.find_first_of("\r\n", start);
+        return start == std::string::npos ? "" : request.substr(start, end - start);
+    }
+    return "";
+}
+
+// Applies `Range: bytes=A-B` (or bytes=A-) to a /big or /bytes/N reply: 206
+// with Content-Range, B clamped to the end (RFC 9110 14.1.2). A range this
+// server cannot satisfy, or read, gets 416 (RFC 9110 15.5.17).
+static Reply apply_range(Reply reply, const std::string& range) {
+    if (range.empty() || !reply.big_text || reply.status != 200)
+        return reply;   // a range on another page is ignored: the whole page, 200
+    unsigned long long a = 0, b = 0;
+    int consumed = 0;
+    bool closed = std::sscanf(range.c_str(), "bytes=%llu-%llu%n", &a, &b, &consumed) == 2 &&
+                  range.c_str()[consumed] == '\0';
+    bool open = !closed && std::sscanf(range.c_str(), "bytes=%llu-%n", &a, &consumed) == 1 &&
+                range.c_str()[consumed] == '\0';
+    std::size_t size = reply.length;
+    if ((!closed && !open) || (closed && b < a) || a >= size) {
+        Reply refused = error_reply(416, "want Range: bytes=A-B with A <= B and A below the size\n");
+        refused.extra_headers = "Content-Range: bytes */" + std::to_string(size) + "\r\n";
+        return refused;
+    }
+    reply.status = 206;
+    reply.first = a;
+    reply.last = open ? size - 1 : std::min<std::size_t>(b, size - 1);
+    reply.extra_headers += "Content-Range: bytes " + std::to_string(reply.first) + "-" +
+                           std::to_string(reply.last) + "/" + std::to_string(size) + "\r\n";
+    return reply;
+}
+
 static bool send_body(int fd, const Reply& reply) {
+    if (reply.head)
+        return true;
+    if (reply.big_text && use_sendfile)
+        return sendfile_big_text(fd, reply.first, reply.last + 1);
     if (reply.big_text)
-        return write_big_text(fd, reply.length);
+        return write_big_text(fd, reply.first, reply.last + 1);
     if (!reply.dribble)
         return write_all(fd, reply.text.data(), reply.text.size());
     // TCP_NODELAY: send each byte at once instead of letting Nagle's
@@ -212,7 +373,7 @@ static void serve(int fd) {
 
     std::string request;
     Reply reply;
-    std::string method = "?", path = "?";
+    std::string method = "?", path = "?", range;
     switch (read_request(fd, request)) {
     case Request::timed_out:
         reply = error_reply(408, "no whole request within the time allowed\n");
@@ -225,7 +386,9 @@ static void serve(int fd) {
         if (std::sscanf(request.c_str(), "%15s %1023s", m, p) == 2) {
             method = m;
             path = p;
-            reply = route(method, path);
+            range = range_header(request);
+            reply = apply_range(route(method, path), range);
+            reply.head = method == "HEAD";
         } else {
             reply = error_reply(400, "malformed request line\n");
         }
@@ -233,10 +396,14 @@ static void serve(int fd) {
     }
     std::string head = "HTTP/1.0 " + std::to_string(reply.status) + " " + reason(reply.status) +
                        "\r\nContent-Type: " + reply.type + "\r\nContent-Length: " +
-                       std::to_string(reply.body_size()) + "\r\nConnection: close\r\n\r\n";
+                       std::to_string(reply.body_size()) + "\r\n" + reply.extra_headers +
+                       "Connection: close\r\n\r\n";
     bool ok = write_all(fd, head.data(), head.size()) && send_body(fd, reply);
-    std::fprintf(stderr, "%s %s -> %d, %zu body bytes%s\n", method.c_str(), path.c_str(),
-                 reply.status, reply.body_size(), ok ? "" : " (client went away)");
+    // (lesson 16's checks read the range of each request from this line)
+    std::string shown_range = range.empty() ? "" : " [" + range + "]";
+    std::fprintf(stderr, "%s %s%s -> %d, %zu body bytes%s\n", method.c_str(), path.c_str(),
+                 shown_range.c_str(), reply.status, reply.head ? 0 : reply.body_size(),
+                 ok ? "" : " (client went away)");
 }
 
 // ---- connections: bounded threads, and refusals ----------------------------------------
@@ -344,7 +511,31 @@ static int listen_tcp6(const ServerOptions& options) {
     return fd;   // announce_port() reads the port: sin6_port lies where sin_port does
 }
 
+// Takes lesson 16's switches (--sendfile, --rate R) out of argv, leaving the
+// rest to parse_server_options(). Exits 2 on a bad rate.
+static void take_lesson_16_switches(int& argc, char** argv) {
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (std::strcmp(argv[i], "--sendfile") == 0) {
+            use_sendfile = true;
+        } else if (std::strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+            char* end = nullptr;
+            double mb = std::strtod(argv[++i], &end);
+            if (*end != '\0' || !(mb > 0)) {
+                std::fprintf(stderr, "course-httpd: --rate wants MB/s above 0, not %s\n", argv[i]);
+                std::exit(2);
+            }
+            rate_bytes_per_second = mb * 1e6;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    argc = kept;
+    argv[argc] = nullptr;
+}
+
 int main(int argc, char** argv) {
+    take_lesson_16_switches(argc, argv);
     ServerOptions options = parse_server_options(argc, argv);
     stop_on_signals();
     bool ipv6 = std::strchr(options.bind_address, ':') != nullptr;
