@@ -14,14 +14,15 @@
 // The FIFO is made in DIR (default $TMPDIR, or /tmp), named fifo_load.PID,
 // and removed at the end, on failure, and on SIGINT (Ctrl-C) or SIGTERM.
 //
-// fifo_load holds one read end and one write end of the FIFO itself, so that
-// neither child ever blocks in open() (fifo(7): opening one end blocks until
-// the other end is opened), and it decides when they let go:
-//   - when the writer has exited, it closes its write end: the reader then
-//     sees end-of-file once it has read everything;
-//   - when the reader has exited, it closes its read end: the writer's next
-//     write() fails with EPIPE and raises SIGPIPE, instead of blocking for
-//     ever on a full pipe that nobody will empty.
+// The rendezvous (fifo(7)): opening a FIFO for writing blocks until a reader
+// has opened it. If the reader fails before it opens the FIFO (no such
+// database directory), a blocking open() would wait for ever. So fifo_load
+// starts the reader first, and opens the write end with O_NONBLOCK, which
+// fails with ENXIO while there is no reader, checking between tries that the
+// reader is still alive. Once both ends are open, fifo_load holds neither:
+//   - when the writer ends, the reader sees end-of-file;
+//   - when the reader ends early, the writer's next write() fails with EPIPE
+//     and raises SIGPIPE, instead of blocking for ever on a full pipe.
 // Each child's end is reported on stderr ("fifo_load: gzip: killed by
 // SIGPIPE"); the exit status is 0 only if both exited with status 0.
 #include "common/errors.h"
@@ -121,38 +122,39 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fifo_load: FIFO %s\n", fifo_path);
     // END TODO 1
 
-    // BEGIN TODO 2: open the FIFO twice, for fifo_load itself: read_end with
-    // O_RDONLY | O_NONBLOCK (a read open never waits), then write_end with
-    // O_WRONLY (it does not block now: a reader, read_end, exists). Add
-    // O_CLOEXEC to both: the children must not inherit them. Then start the
-    // reader (sqlite3 DATABASE ".import --csv FIFO TABLE"), and the writer
-    // (gzip -dc SOURCE), whose stdout is a third descriptor of the FIFO, opened
-    // O_WRONLY and closed again here once the writer has it.
-    //| int read_end = -1, write_end = -1;
-    //| (void)source;
-    //| (void)database;
-    //| (void)table;
-    int read_end = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (read_end < 0)
-        die("open FIFO for reading");
-    int write_end = open(fifo_path, O_WRONLY | O_CLOEXEC);
-    if (write_end < 0)
-        die("open FIFO for writing");
-
     std::string import = std::string(".import --csv ") + fifo_path + " " + table;
     const char* reader_argv[] = {"sqlite3", database, import.c_str(), nullptr};
     reader_pid = start(reader_argv, -1);
 
-    int writer_out = open(fifo_path, O_WRONLY);
-    if (writer_out < 0)
-        die("open FIFO for the writer");
+    bool ok = true;
+    // BEGIN TODO 2: wait until the reader has opened the FIFO: open it with
+    // O_WRONLY | O_NONBLOCK, which fails with ENXIO as long as no reader has it
+    // open (fifo(7)). Between tries, check with waitpid(WNOHANG) that the
+    // reader still runs: if it has ended, report it and give up (the writer is
+    // never started). Once open, clear O_NONBLOCK (fcntl F_SETFL) and start the
+    // writer (gzip -dc SOURCE) with that descriptor as its stdout; then close it
+    // here: fifo_load holds no end of the FIFO.
+    //| (void)source;
+    int fifo_out;
+    while ((fifo_out = open(fifo_path, O_WRONLY | O_NONBLOCK)) < 0) {
+        if (errno != ENXIO && errno != EINTR)
+            die("open FIFO for writing");
+        int status;
+        if (waitpid(reader_pid, &status, WNOHANG) == reader_pid) {
+            std::fprintf(stderr, "fifo_load: sqlite3: %s, before it opened the FIFO\n",
+                         describe(status).c_str());
+            unlink(fifo_path);
+            return 1;
+        }
+        usleep(10000);   // 10 ms: sqlite3 opens the FIFO within milliseconds
+    }
+    fcntl(fifo_out, F_SETFL, fcntl(fifo_out, F_GETFL) & ~O_NONBLOCK);
     const char* writer_argv[] = {"gzip", "-dc", source, nullptr};
-    writer_pid = start(writer_argv, writer_out);
-    close(writer_out);
+    writer_pid = start(writer_argv, fifo_out);
+    close(fifo_out);
     // END TODO 2
 
-    bool ok = true;
-    for (int left = 2; left > 0; left--) {
+    for (int left = writer_pid > 0 ? 2 : 1; left > 0; left--) {
         int status;
         pid_t pid = waitpid(-1, &status, 0);
         if (pid < 0) {
@@ -163,18 +165,11 @@ int main(int argc, char** argv) {
             die("waitpid");
         }
         ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        // BEGIN TODO 3: report the child ("fifo_load: gzip: exit status 0",
-        // "fifo_load: sqlite3: killed by SIGPIPE"; describe() has the words).
-        // Then let go of the FIFO on its side: the writer has ended, so close
-        // write_end (the reader sees end-of-file); the reader has ended, so
-        // close read_end (the writer gets EPIPE/SIGPIPE instead of blocking).
-        if (pid == writer_pid) {
-            std::fprintf(stderr, "fifo_load: gzip: %s\n", describe(status).c_str());
-            close(write_end);
-        } else {
-            std::fprintf(stderr, "fifo_load: sqlite3: %s\n", describe(status).c_str());
-            close(read_end);
-        }
+        // BEGIN TODO 3: report the child that ended on stderr: "fifo_load: gzip:
+        // exit status 0" or "fifo_load: sqlite3: killed by SIGTERM" (describe()
+        // has the words).
+        std::fprintf(stderr, "fifo_load: %s: %s\n", pid == writer_pid ? "gzip" : "sqlite3",
+                     describe(status).c_str());
         // END TODO 3
     }
     if (unlink(fifo_path) < 0)
