@@ -15,6 +15,7 @@ PACKAGES=(
   memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
   gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
   nginx                   # make bench-handshake: a real server's packets beside lesson 15's
+  gzip sqlite3            # lesson 17: gzip -dc into sqlite3 .import through a FIFO
 )
 
 if ! command -v dpkg-query >/dev/null; then
