@@ -398,7 +398,8 @@ def test_pipe_buf_atomic(target, tmp_path):
              seen=f"{len(data)} bytes; whole records by letter {whole}; exit status {code}",
              details=program_lines(err),
              hint="one write() call per record: the kernel keeps a write of at most PIPE_BUF bytes "
-                  "in one piece (pipe(7)); two calls of half a record are two pieces (TODO 2)")
+                  "in one piece (pipe(7)); two calls of half a record are two pieces (TODO 2)" if data else
+                  "nothing reached the FIFO: each writer must write() its records to fd (TODO 2)")
     big = 128 * 1024
     data, _, _, _ = write_records(target, tmp_path, writers, big, 16, "big.fifo")
     big_mixed, _ = mixed_records(data, big)
@@ -520,8 +521,10 @@ def test_loads_rows(target, tmp_path):
              seen=f"{result.exit_description()}; {seen}", details=result.stderr_lines(),
              hint=hang_hint(result, "the reader waits for an end-of-file: close fifo_load's own write end "
                                     "once the writer has exited (TODO 3)") if result.timed_out else
-             "sqlite3 DATABASE \".import --csv FIFO TABLE\": without --csv, .import splits at `|` and the "
-             "whole line is one column (TODO 2)")
+             ("sqlite3 DATABASE \".import --csv FIFO TABLE\": without --csv, .import splits at `|` and the "
+              "whole line is one column (TODO 2)" if result.returncode == 0 else
+              "the FIFO must exist before sqlite3 opens it (mkfifo, TODO 1), and gzip's stdout must be the "
+              "FIFO, opened once sqlite3 has it open (TODO 2); the lines above say which child failed"))
     note(f"{rows} rows, {len(text):,} bytes of CSV, checksum equal, in {result.seconds:.2f} s")
 
 
