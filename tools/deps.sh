@@ -17,6 +17,7 @@ PACKAGES=(
   gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
   nginx                   # make bench-handshake: a real server's packets beside lesson 15's
   aria2                   # make bench-download: aria2c -x N, parallel ranges beside lesson 16's
+  gzip sqlite3            # lesson 17: gzip -dc into sqlite3 .import through a FIFO
 )
 
 if ! command -v dpkg-query >/dev/null; then
