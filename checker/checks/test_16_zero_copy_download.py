@@ -94,13 +94,13 @@ def run_hint(result, args) -> str:
     if "splice" in said:
         return ("splice() failed: one end of every splice() must be a pipe. Socket -> pipe write "
                 "end, then pipe read end -> file (TODO 2)")
-    if ("closed the connection" in said or "cut short" in said) and "--splice" in args:
-        return ("the server sent every byte, but fewer reached the loop: body bytes that came with the "
-                "header were lost. Take only the header off the socket (read_header: peek, then take "
-                "exactly the header) and let splice() move all of the body (TODO 2)")
     if "closed the connection" in said or "cut short" in said:
-        return ("it stopped early: count the body's bytes against Content-Length, and ask recv() "
-                "for no more than are left (TODO 1)")
+        # The servers of these checks send every byte: a count that falls short lost some.
+        loop = "splice() loop (TODO 2)" if "--splice" in args else "recv() loop (TODO 1)"
+        return ("the server sent the whole body, yet your program counted fewer bytes before the "
+                "connection closed. Either body bytes that arrived with the header were lost (read_header() "
+                "must take only the header: peek, then exactly the header's bytes), or the "
+                f"{loop} does not add up every byte it moves")
     if "--parallel" in args:
         return "the check `ranges cover the object exactly once` below says which range (TODO 5)"
     return "read its message above: which call failed?"

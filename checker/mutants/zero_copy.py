@@ -108,7 +108,7 @@ STUDENT = [
            [("        ssize_t got = recv(sock, peeked, take, MSG_WAITALL);\n",
              "        ssize_t got = recv(sock, peeked, sizeof(peeked), 0);   // the header, and whatever follows\n"
              "        got = got == n ? static_cast<ssize_t>(take) : -1;\n")],
-           {"splice_identical": "came with the header"},
+           {"splice_identical": "arrived with the header were lost"},
            "reads the header with a plain recv() of 1 KiB: the body bytes that came with it are lost", student=True),
     Mutant("splice-socket-to-file", "fetch.cc",
            [("""        ssize_t in = splice(sock, nullptr, pipe_ends[1], nullptr,
