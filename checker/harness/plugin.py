@@ -36,7 +36,8 @@ def pytest_addoption(parser):
 @pytest.fixture(scope="session")
 def target(request) -> Target:
     opt = request.config.getoption
-    return Target(opt("--nc-lesson"), opt("--nc-src-root"), opt("--nc-bin-root"), opt("--nc-label"))
+    return Target(opt("--nc-lesson"), opt("--nc-src-root"), opt("--nc-bin-root"), opt("--nc-label"),
+                  lazy_variants=bool(opt("--nc-only")))
 
 
 class Report:
