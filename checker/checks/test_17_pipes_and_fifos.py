@@ -574,7 +574,9 @@ def test_fifo_removed_at_end(target, tmp_path):
              seen=f"{result.exit_description()}; in {work.name}/: {sorted(os.listdir(work))}",
              details=result.stderr_lines(),
              hint="a FIFO is a file on disk until unlink() removes it; the processes that still have it "
-                  "open keep their pipe")
+                  "open keep their pipe" if left else
+                  "the load itself failed, before there was a FIFO to remove: its own lines above say "
+                  "why, and the check `fifo_load: the rows in sqlite3…` gives the hint for that")
     note(f"left in the directory: {sorted(os.listdir(work))}")
 
 
