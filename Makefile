@@ -252,8 +252,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) WERROR=1 programs $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory -s clang-build
 	@$(MAKE) --no-print-directory -s unit
-	@set -e; for n in $(foreach l,$(LESSONS),$(firstword $(subst -, ,$(l)))); do \
-	    $(PYTHON) checker/run.py solutions $$n; done
+	@$(PYTHON) checker/run.py solutions all
 	@$(PYTHON) checker/run.py selftest
 
 clean:

@@ -3,6 +3,7 @@
 
     run.py lessons NN          your code in lessons/NN-*/
     run.py solutions NN        the reference in solutions/NN-*/
+    run.py solutions all       every lesson's reference, several at once (make test)
     run.py starters NN         the untouched starter, made afresh from solutions/
     run.py mutant NN NAME      a known-bad variant (checker/mutants/)
     run.py dir NN SRC_ROOT     the sources in SRC_ROOT/NN-*/ (under build/src/), e.g. a broken program
@@ -138,6 +139,9 @@ def main():
     parser.add_argument("--json")
     parser.add_argument("-k", help="selftest only: run the self-tests whose names match (pytest -k)")
     args = parser.parse_args()
+    if args.kind == "solutions" and args.number == "all":
+        from checker import every_lesson
+        sys.exit(every_lesson.main("solutions"))
     if args.kind != "selftest":
         lesson_name(args.number)   # exits with the list of lessons if there is no such lesson
     try:

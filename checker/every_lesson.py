@@ -1,0 +1,52 @@
+"""`run.py solutions all`: every available lesson's checks on its solution, several
+lessons at a time, each in a network namespace of its own.
+
+`make test` proves every solution complete this way. The runs share nothing but the
+machine, and most of a run is waiting (for a timeout, a capture, a server), so running
+one more than there are cores at once takes a third of the time of one after another.
+Each lesson's report is printed whole, in lesson order, as soon as it and those before it
+have finished; the last line names every lesson that is not as expected.
+"""
+import concurrent.futures
+import os
+import pathlib
+import sys
+
+from checker import manifest
+from checker.harness import T, procs
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LESSON_TIMEOUT = T(1200)   # far above the slowest lesson (about 2 minutes on 2 cores)
+
+
+def parallel_runs() -> int:
+    return int(os.environ.get("NETCOURSE_JOBS") or (os.cpu_count() or 2) + 1)
+
+
+def run_one(kind: str, number: str) -> tuple[bool, bytes]:
+    env = dict(os.environ)
+    env.pop("NETCOURSE_NETNS", None)   # a namespace of its own: one lesson holds 10,000 connections
+    argv = [sys.executable, str(ROOT / "checker" / "run.py"), kind, number]
+    result = procs.run(argv, timeout=LESSON_TIMEOUT, cwd=ROOT, env=env, grace=10)
+    output = result.stdout + result.stderr
+    if result.timed_out:
+        output += f"[checker] lesson {number}: stopped after {LESSON_TIMEOUT:.0f} s\n".encode()
+    return result.returncode == 0 and not result.timed_out, output
+
+
+def main(kind: str) -> int:
+    numbers = [lesson.number for lesson in manifest.available()]
+    failed = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs()) as pool:
+        runs = [pool.submit(run_one, kind, n) for n in numbers]
+        for number, run in zip(numbers, runs):
+            ok, output = run.result()
+            sys.stdout.buffer.write(output)
+            sys.stdout.flush()
+            if not ok:
+                failed.append(number)
+    if failed:
+        print(f"[checker] {kind}: not as expected: lessons {', '.join(failed)}")
+        return 1
+    print(f"[checker] {kind}: all {len(numbers)} lessons as expected")
+    return 0
