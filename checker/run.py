@@ -91,7 +91,8 @@ def pytest_args(args) -> list[str]:
         selected = ["-k", args.k] if args.k else []
         # CI shows only the end of the output: name each failure again there, with its line.
         at_the_end = ["-rfE", "--tb=line"]
-        return common + selected + at_the_end + [str(CHECKER / "selftest")]
+        slowest = ["--durations=12", "--durations-min=20"]   # where the 15-minute budget goes
+        return common + selected + slowest + at_the_end + [str(CHECKER / "selftest")]
     lesson = lesson_name(args.number)
     roots = {
         "lessons": ("lessons", "build/lessons", "your code"),
