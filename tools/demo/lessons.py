@@ -157,7 +157,7 @@ def demos() -> dict:
              r"printf 'get b\r\n' | nc -N -w 2 127.0.0.1 {port}", see=r"(?m)^END"),
         Step("the threads' stacks, and the owner of bucket 140's mutex", "inside",
              "gdb -p $(pidof weensydb) -batch -ex 'thread apply all bt 8' "
-             "-ex 'print bucket_mutex[140]._M_mutex.__data.__owner'",
+             "-ex 'print bucket_mutex[140]._M_mutex.__data.__owner' 2>&1 | grep -E '^Thread|futex_wait|do_exch|^[$]1'",
              see=r"\$1 = \d+", wait=30),
         Step("get a, on a new connection: answered?", "inside",
              r"printf 'get a\r\n' | nc -N -w 2 127.0.0.1 {port}"),

@@ -138,7 +138,15 @@ class Session:
                         os.killpg(int(pid), signal.SIGHUP)
                     except (ProcessLookupError, ValueError, PermissionError):
                         pass
-            self.tmux("kill-server", check=False)
+            if os.environ.get(MARK) == self.socket:
+                # Run by a key of the demo itself (F12): this process is one the demo started,
+                # and in a namespace it dies with tmux. So remove the socket first, then stop
+                # tmux by its pid (as seen from in here: from the demo's own PID namespace).
+                pid = int(self.tmux("display-message", "-p", "-t", "demo", "#{pid}"))
+                os.unlink(self.socket)
+                os.kill(pid, signal.SIGTERM)
+            else:
+                self.tmux("kill-server", check=False)
         wait_until(lambda: not self.processes(), 5, "the demo's processes to end", interval=0.05)
         survivors = self.processes()
         for pid, _ in survivors:

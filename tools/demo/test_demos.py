@@ -15,12 +15,16 @@ Steps after the last one that has something to check are typed but not run. When
 ends, no process that it started may be left (each carries NETCOURSE_DEMO in its
 environment), and some must have been running before.
 """
+import os
+import pty
 import re
+import signal
 import socket
 
 import pytest
 
 from checker.checks import ladder
+from checker.harness.waiting import wait_until
 from tools.demo.__main__ import build, go_to, open_demo
 from tools.demo.lessons import DEMOS
 from tools.demo.session import ROOT, Session
@@ -89,8 +93,10 @@ def ladder_of_last_connection(session: Session) -> list[str]:
 
 
 def whole_ladder(demo, session: Session, port: int) -> None:
+    """Polls until the pane's last ladder is the reference's (its last ACK may come last)."""
     want = ladder.reference_steps("15-all-tuned")
     assert session.wait_for_shell("client", 10), "the client did not end"
+    wait_until(lambda: ladder_of_last_connection(session) == want, 5, "the whole ladder", interval=0.05)
     got = ladder_of_last_connection(session)
     assert got == want, f"the tuned transaction's ladder is {got}, not captures/15-all-tuned's {want}"
 
@@ -113,3 +119,35 @@ def test_demo(number):
         left = session.end()
     assert not left, f"processes were left after the demo ended (killed by pid): {left}"
     assert not session.processes()
+
+
+def test_keys():
+    """F6 types the next step and F12 ends everything, pressed in an attached client (a pty)."""
+    demo, port = DEMOS["03"], free_port()
+    build(demo, port)
+    session = Session(port)
+    open_demo(demo, port, "150x45")
+    client = None
+    try:
+        client, fd = pty.fork()
+        if client == 0:
+            os.environ.pop("TMUX", None)
+            os.environ["TERM"] = "xterm"
+            os.execvp("tmux", ["tmux", "-S", session.socket, "attach", "-t", "demo"])
+        assert wait_until(lambda: session.tmux("list-clients").strip(), 10, "the client to attach")
+        os.write(fd, b"\x1b[17~")                                   # F6
+        assert session.wait_for("client", demo.fill(demo.steps[1].type, port), 10, "step 2"), \
+            f"F6 did not type step 2:\n{session.text('client')}"
+        assert session.option("step") == "2"
+        assert len(session.processes()) >= 3
+        os.write(fd, b"\x1b[24~")                                   # F12
+        assert wait_until(lambda: not session.processes(), 10, "the demo to end"), \
+            f"F12 left {session.processes()}"
+        assert not os.path.exists(session.socket)
+        os.waitpid(client, 0)
+        client = None
+    finally:
+        if client:
+            os.kill(client, signal.SIGKILL)
+            os.waitpid(client, 0)
+        session.end()
