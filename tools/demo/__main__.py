@@ -109,6 +109,7 @@ def go_to(session: Session, demo, n: int) -> None:
         if key == "C-c":      # let the program go before typing into the shell
             session.wait_for_shell(step.pane, 10)
     if step.type:
+        session.press(step.pane, "C-u")   # whatever was typed there and not run (readline and tty alike)
         session.type(step.pane, demo.fill(step.type, session.port))
     session.tmux("select-pane", "-t", session.pane(step.pane))
     session.set_option("step", n)

@@ -215,6 +215,28 @@ def demos() -> dict:
              look="packets", see=r"connection 2[^\n]*\n(?:[^\n]*\n){5}[^\n]*\S"),
     ], builds=["{sol}/httpd", "{sol}/http_get"])
 
+    fetch = "{sol}/fetch 127.0.0.1 {port} /big build/demo/big"
+    calls = "strace -c -e trace=recvfrom,read,pwrite64,splice "
+    d["16"] = Demo("16", ["server", "client"], "build/tools/course-httpd -p {port}", [
+        Step("4 MiB with a 4 KiB buffer: how many system calls?", "client", calls + fetch + " --buffer 4096",
+             see=r"(?m)\d+\s+pwrite64$"),
+        Step("… with 1 MiB?", "client", calls + fetch + " --buffer 1M"),
+        Step("… with splice: which calls now?", "client", calls + fetch + " --splice",
+             see=r"(?m)\d+\s+splice$"),
+        Step("a server that sends 10 MB/s per connection", "server",
+             "build/tools/course-httpd -p {port} --rate 10", first=("C-c",), see=r"port {port}"),
+        Step("one connection: how long?", "client", "time " + fetch),
+        Step("four connections, each a Range: how long?", "client", "time " + fetch + " --parallel 4"),
+    ], builds=["build/tools/course-httpd", "{sol}/fetch"])
+
+    d["17"] = Demo("17", ["shell", "other"], None, [
+        Step("yes into head -n 1: which ends first, and how does the other end?", "shell",
+             "{sol}/pipeline 'yes' 'head -n 1'", see=r"killed by SIGPIPE"),
+        Step("a FIFO, and a writer: what does the shell do?", "shell",
+             "rm -f build/demo/fifo; mkfifo build/demo/fifo; echo hi > build/demo/fifo"),
+        Step("a reader opens it", "other", "cat build/demo/fifo", see=r"(?m)^hi$"),
+    ], builds=["{sol}/pipeline"])
+
     for number, demo in d.items():
         demo.lesson = manifest.find(number)
         if not demo.builds:
