@@ -171,7 +171,8 @@ def demos() -> dict:
         Step("the plain build", "server", "{sol}/weensydb -p {port}", first=("C-c",), see="port {port}"),
         Step("four clients, two exch a b and two exch b a: how many EXCHANGED each?", "inside",
              SET_AB + "; " + STRESS.format(n=5000)),
-        Step("hung? the stacks: two threads, each at its second lock()", "client", GDB),
+        Step("hung? the stacks: two threads, each at its second lock()", "client",
+             GDB + " 2>&1 | grep -E '^Thread|futex_wait|do_exch'"),
     ], builds=["{sol}/weensydb", "{sol}/weensydb-tsan"])
 
     d["10"] = Demo("10", WDB_PANES, "{sol}/weensydb-tsan -p {port}", [

@@ -107,6 +107,10 @@ class Session:
         if os.path.exists(self.socket):
             os.unlink(self.socket)        # a stale socket: alive() said no server answers it
         env = {**os.environ, MARK: self.socket}
+        # As the checker runs TSan builds (checker/harness/tsan.py): both stacks of a lock-order
+        # cycle, and only the program's own locks as synchronisation (io_sync=0), or a race
+        # between requests that take turns on the network can go unreported.
+        env.setdefault("TSAN_OPTIONS", "io_sync=0 second_deadlock_stack=1 atexit_sleep_ms=0")
         env.pop("TMUX", None)
         server = ["tmux", "-D", "-S", self.socket, "-f", str(CONF)]
         contained = namespaces_prefix()
