@@ -3,7 +3,8 @@
 A step is one command typed into one pane, without Enter: the instructor asks the room
 what will happen, then presses Enter. In the commands, {port} is the demo's port (PORT=6000
 unless given), {closed} a port where nothing listens, {sol} the lesson's solution directory
-(build/solutions/NN-slug) and {les} its starter's (build/lessons/NN-slug).
+(build/solutions/NN-slug), {les} its starter's (build/lessons/NN-slug), and {scratch}-NAME
+a file of the demo's own (build/demo/PORT-NAME, removed when the demo ends).
 
 `see` is what the room must see once the step has run: a regular expression searched in
 the pane `look` (the step's own pane unless named). `unseen` is what it must not see at
@@ -44,7 +45,7 @@ class Demo:
 
     def fill(self, text: str, port: int) -> str:
         return text.format(port=port, closed=port + 1, sol=self.sol,
-                           les=f"build/lessons/{self.lesson.name}")
+                           les=f"build/lessons/{self.lesson.name}", scratch=f"build/demo/{port}")
 
 
 NC = "nc 127.0.0.1 {port}"
@@ -216,7 +217,7 @@ def demos() -> dict:
              look="packets", see=r"connection 2[^\n]*\n(?:[^\n]*\n){5}[^\n]*\S"),
     ], builds=["{sol}/httpd", "{sol}/http_get"])
 
-    fetch = "{sol}/fetch 127.0.0.1 {port} /big build/demo/big"
+    fetch = "{sol}/fetch 127.0.0.1 {port} /big {scratch}-big"
     calls = "strace -c -e trace=recvfrom,read,pwrite64,splice "
     d["16"] = Demo("16", ["server", "client"], "build/tools/course-httpd -p {port}", [
         Step("4 MiB with a 4 KiB buffer: how many system calls?", "client", calls + fetch + " --buffer 4096",
@@ -234,8 +235,8 @@ def demos() -> dict:
         Step("yes into head -n 1: which ends first, and how does the other end?", "shell",
              "{sol}/pipeline 'yes' 'head -n 1'", see=r"killed by SIGPIPE"),
         Step("a FIFO, and a writer: what does the shell do?", "shell",
-             "rm -f build/demo/fifo; mkfifo build/demo/fifo; echo hi > build/demo/fifo"),
-        Step("a reader opens it", "other", "cat build/demo/fifo", see=r"(?m)^hi$"),
+             "rm -f {scratch}-fifo; mkfifo {scratch}-fifo; echo hi > {scratch}-fifo"),
+        Step("a reader opens it", "other", "cat {scratch}-fifo", see=r"(?m)^hi$"),
     ], builds=["{sol}/pipeline"])
 
     for number, demo in d.items():

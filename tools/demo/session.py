@@ -104,6 +104,7 @@ class Session:
     def start(self, width: int | None, height: int | None) -> str:
         """Starts the server and an empty session "demo"; returns how it is contained."""
         os.makedirs(os.path.dirname(self.socket), exist_ok=True)
+        os.makedirs(ROOT / "build" / "demo", exist_ok=True)     # the steps' own files
         if os.path.exists(self.socket):
             os.unlink(self.socket)        # a stale socket: alive() said no server answers it
         env = {**os.environ, MARK: self.socket}
@@ -161,6 +162,8 @@ class Session:
         wait_until(lambda: not self.processes(), 5, "the demo's processes to die", interval=0.05)
         if os.path.exists(self.socket):
             os.unlink(self.socket)
+        for scratch in (ROOT / "build" / "demo").glob(f"{self.port}-*"):   # the steps' own files
+            scratch.unlink()
         return [f"{pid} {cmd}" for pid, cmd in survivors]
 
     def processes(self) -> list[tuple[int, str]]:
