@@ -25,12 +25,13 @@ LIVE = "live: every packet from here on is shown"
 
 
 def row(n: int, p: Packet, server_port: int) -> str:
-    """ "  3  DATA 35 bytes        ─────────────────▶" (client to server), or the mirror."""
+    """ "  3  DATA 35 bytes    ────────▶" (client to server), or the mirror: narrow enough
+    for half a projected screen."""
     what = p.kind + (f" {p.length} byte{'s' if p.length != 1 else ''}" if p.length else "") + (
         " +FIN" if p.fin and p.kind != "FIN" else "")
     if p.from_client(server_port):
-        return f"{n:>3}  {what:<20} ─────────────────▶"
-    return f"{n:>3}  {'':<20} ◀─────────────────  {what}"
+        return f"{n:>3}  {what:<16} ────────▶"
+    return f"{n:>3}  {'':<16} ◀────────  {what}"
 
 
 def parse(line: str):
@@ -68,12 +69,12 @@ def main() -> int:
         if p == "probe":
             if not live.is_set():
                 live.set()
-                print(f"{LIVE}\n  #  client                                     server", flush=True)
+                print(f"{LIVE}\n  #  client                      server", flush=True)
         elif p is not None and live.is_set():
             if p.kind == "SYN" and p.from_client(port):     # a new connection: a new ladder
                 connection += 1
                 n = 0
-                print(f"── connection {connection} " + "─" * 40, flush=True)
+                print(f"── connection {connection} " + "─" * 24, flush=True)
             n += 1
             print(row(n, p, port), flush=True)
     tshark.wait()
