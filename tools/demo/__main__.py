@@ -66,7 +66,7 @@ def bind_keys(session: Session, demo) -> None:
         session.tmux("bind-key", "-n", key, "run-shell", "-b", command("end", "--port", port))
 
 
-def open_demo(demo, port: int, size: str | None) -> None:
+def open_demo(demo, port: int, size: str | None, first_step: int = 1) -> None:
     session = Session(port)
     width = height = None
     if size:
@@ -90,7 +90,7 @@ def open_demo(demo, port: int, size: str | None) -> None:
             run_in(session, "server", demo.fill(demo.server, port))
             if not session.wait_for("server", f"port {port}", 30, "the server to listen"):
                 raise RuntimeError(f"the server did not start: see its pane (tmux -S {session.socket} attach)")
-        go_to(session, demo, 1)
+        go_to(session, demo, first_step)
     except BaseException:
         session.end()
         raise
@@ -177,9 +177,7 @@ def main() -> int:
         if args.next:
             sys.exit(f"[demo] no demo runs on port {args.port}")
         build(demo, args.port)
-        open_demo(demo, args.port, args.size)
-        if args.step:
-            go_to(session, demo, args.step)
+        open_demo(demo, args.port, args.size, args.step or 1)
     if args.detach or not sys.stdout.isatty():
         print(f"[demo] attach with: tmux -S {session.socket} attach", flush=True)
         return 0
