@@ -155,7 +155,7 @@ def main() -> int:
         if not session.alive():
             print(f"[demo] no demo runs on port {args.port}")
         left = session.end()
-        print(f"[demo] ended; nothing left running" if not left else
+        print("[demo] ended; nothing left running" if not left else
               f"[demo] ended; killed what had escaped: {', '.join(left)}")
         return 0
     demo = DEMOS.get(args.lesson.zfill(2))
