@@ -138,7 +138,8 @@ def test_keys():
         os.write(fd, b"\x1b[17~")                                   # F6
         assert session.wait_for("client", demo.fill(demo.steps[1].type, port), 10, "step 2"), \
             f"F6 did not type step 2:\n{session.text('client')}"
-        assert session.option("step") == "2"
+        assert wait_until(lambda: session.option("step") == "2", 10, "F6's step number"), \
+            f"after F6 the demo is at step {session.option('step')}, not 2"
         assert len(session.processes()) >= 3
         os.write(fd, b"\x1b[24~")                                   # F12
         assert wait_until(lambda: not session.processes(), 10, "the demo to end"), \
