@@ -132,6 +132,8 @@ help:
 	@echo "  make bench-c10k      v8 (threads), select, epoll and memcached: ops/s, latency, memory per idle connection"
 	@echo "  make bench-handshake lesson 15's httpd and nginx: the packets of one HTTP transaction, side by side"
 	@echo "  make bench-download  lesson 16's fetch (buffers, splice, ranges) beside curl and aria2c: MB/s, CPU, syscalls"
+	@echo "  make demo-NN       lesson NN's live demo in tmux (PORT=6000, STEP=n); make demo-end ends it"
+	@echo "  make test-demos    run every demo headless and check what the room must see"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
@@ -173,6 +175,17 @@ GRADE_LESSONS := $(if $(filter command line,$(origin LESSONS)),$(LESSONS))
 grade: deps
 	@$(if $(CHECKER),cd "$(CHECKER)" && )MAKEFLAGS= MAKEOVERRIDES= $(PYTHON) -m checker.grade \
 	    --lessons "$(GRADE_LESSONS)" --submission "$(abspath $(or $(SUBMISSION),lessons))" $(if $(MIN),--min $(MIN))
+
+# make demo-NN [PORT=6000] [STEP=n]: lesson NN's live demonstration in tmux; make demo-end ends
+# it (tools/demo/, docs/instructor-guide.md). A running demo: STEP=n types step n.
+PORT ?= 6000
+.PHONY: demo- demo-end
+demo-:
+	@echo "which lesson? e.g. make demo-08 (demos: $$($(PYTHON) -c 'from tools.demo.lessons import DEMOS; print(*DEMOS)'))" >&2; exit 2
+demo-%: deps
+	@$(PYTHON) -m tools.demo $* --port $(PORT) $(if $(STEP),--step $(STEP))
+demo-end:
+	@$(PYTHON) -m tools.demo end --port $(PORT)
 
 # After changing anything under checker/, common/, tools/ (or course.toml, the Makefile):
 # the list make grade compares the checker with.
@@ -254,6 +267,12 @@ test: deps
 	@$(MAKE) --no-print-directory -s unit
 	@$(PYTHON) checker/run.py solutions all
 	@$(PYTHON) checker/run.py selftest
+
+# Every demo run headless in tmux, and what the room must see checked (tools/demo/test_demos.py).
+.PHONY: test-demos
+test-demos: deps programs
+	@$(PYTHON) -m pytest -q --no-header --tb=short --durations=0 -p no:cacheprovider -c checker/pytest.ini --rootdir . \
+	    tools/demo/test_demos.py $(if $(K),-k "$(K)")
 
 clean:
 	rm -rf $(BUILD)

@@ -12,6 +12,7 @@ PACKAGES=(
   strace gdb              # system call traces, thread stacks
   iproute2 util-linux     # ip and unshare: the checker's own network namespace
   inotify-tools           # make watch-NN
+  tmux                    # make demo-NN: the instructor's live demos (and make test-demos)
   netcat-openbsd curl     # poking servers by hand
   memcached python3-pymemcache libmemcached-tools   # WeensyDB: the real thing and real clients
   gnuplot-nox             # make bench-pollers draws docs/select-vs-epoll.svg
