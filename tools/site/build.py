@@ -27,6 +27,7 @@ import sys
 
 from checker import manifest
 from checker.checks.ladder import ladder, ladder_svg, reference_drawn
+from tools.hint import parse_hints
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "build" / "site-src"     # what mkdocs reads (generated, never edited)
@@ -68,17 +69,14 @@ def rewrite_links(text: str, source: str, page: str, site_files: dict) -> str:
 
 # ---- hints: one collapsible block each ----------------------------------------------------
 
-def folded_hints(hints: str) -> str:
-    """HINTS.md ("## Hint 1: title" sections) as closed pymdownx.details blocks."""
-    sections = re.split(r"^## +", hints, flags=re.M)
-    if sections[0].strip():
-        raise SiteError("a HINTS.md has text before its first '## Hint' heading")
+def folded_hints(hints: str, number: str) -> str:
+    """HINTS.md as closed pymdownx.details blocks, one per hint, read by the parser that
+    `make hint-NN` uses (tools/hint.py)."""
     out = ["## Hints", "",
-           "Open them one at a time, as `make hint-NN` shows them: each says a little more.", ""]
-    for section in sections[1:]:
-        title, _, body = section.partition("\n")
-        out.append(f'??? tip "{title.strip().replace(chr(34), chr(39))}"')
-        out += [("    " + line) if line.strip() else "" for line in body.strip("\n").splitlines()]
+           f"Open them one at a time, as `make hint-{number}` shows them: each says a little more.", ""]
+    for n, (title, body) in enumerate(parse_hints(hints), 1):
+        out.append(f'??? tip "Hint {n}: {title.replace(chr(34), chr(39))}"')
+        out += [("    " + line) if line.strip() else "" for line in body.splitlines()]
         out.append("")
     return "\n".join(out)
 
@@ -138,7 +136,7 @@ def lesson_page(lesson, site_files: dict) -> str:
     hints = ROOT / "lessons" / lesson.name / "HINTS.md"
     if hints.exists():
         text += "\n\n" + folded_hints(rewrite_links(hints.read_text(), str(hints.relative_to(ROOT)),
-                                                    site_files[source], site_files))
+                                                    site_files[source], site_files), lesson.number)
     mine = [name for name in sorted(CAPTURES) if name.startswith(lesson.number + "-")]
     if mine:
         text += ("\n\n## Reference captures, drawn\n\nThe ladders of this lesson's captures in "
