@@ -144,12 +144,17 @@ def lesson_page(lesson, site_files: dict) -> str:
     return text + "\n"
 
 
-def plots_page() -> str:
+def plots_page(site_files: dict) -> str:
+    """docs/*.svg, each with links to the pages that name it."""
     out = ["# Benchmark plots", "",
-           "The plots the benchmarks draw (`make bench-pollers`, `make bench-download`), as they are "
-           "in `docs/`.", ""]
+           "The plots the benchmarks draw into `docs/` (`make bench-pollers`, `make bench-download`), "
+           "each with the pages that name it.", ""]
+    pages = [path for path in site_files if path.endswith(".md")]
     for svg in sorted((ROOT / "docs").glob("*.svg")):
-        out += [f"## {svg.stem}", "", f"![docs/{svg.name}]({svg.name})", ""]
+        about = [path for path in pages if svg.name in (ROOT / path).read_text()]
+        links = ", ".join(f"[{path}]({os.path.relpath(site_files[path], 'docs')})" for path in about)
+        out += [f"## {svg.stem}", "", f"![docs/{svg.name}]({svg.name})", "",
+                f"`docs/{svg.name}`" + (f", named in {links}." if links else "."), ""]
     return "\n".join(out)
 
 
@@ -213,7 +218,7 @@ def build_source() -> list:
         (PAGES / path).write_text(rewrite_links((ROOT / path).read_text(), path, path, site_files))
     for svg in (ROOT / "docs").glob("*.svg"):
         shutil.copyfile(svg, PAGES / "docs" / svg.name)
-    (PAGES / "docs" / "plots.md").write_text(plots_page())
+    (PAGES / "docs" / "plots.md").write_text(plots_page(site_files))
     for lesson in lessons:
         page = PAGES / "lessons" / lesson.name / "README.md"
         page.parent.mkdir(parents=True)

@@ -12,8 +12,9 @@
    answers 200 for every one of those targets.
 3. The browser: headless Chromium, driven through the DevTools protocol on a pipe
    (--remote-debugging-pipe: no port, no websocket), opens every page and reports each
-   console message of level error, uncaught exception and failed load; on every page each
-   <img> has loaded and has a non-zero size on screen. Search is typed the way a reader
+   console message of level error, uncaught exception and failed load; every page shows its
+   heading and text, a lesson's hints are all there and folded, and each <img> has loaded
+   and has a non-zero size on screen. Search is typed the way a reader
    would (page.html?q=TCP_DEFER_ACCEPT) and must list lesson 15. Three screenshots go to
    build/site-shots/: a lesson page, a ladder diagram and a plot.
 
@@ -40,6 +41,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
+from tools.hint import parse_hints
 from tools.site import build
 
 ROOT = build.ROOT
@@ -309,9 +311,19 @@ class Chromium:
         path.write_bytes(base64.b64decode(shot["data"]))
 
 
+PAGE = """({h1: document.querySelector('article h1') !== null,
+    text: (document.querySelector('article') || {innerText: ''}).innerText.length,
+    hints: document.querySelectorAll('article details.tip').length,
+    open: document.querySelectorAll('article details.tip[open]').length})"""
+
 IMAGES = """[...document.images].map(i => { const r = i.getBoundingClientRect();
     return {src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0,
             w: r.width, h: r.height, hidden: i.closest('details:not([open])') !== null}; })"""
+
+
+def hints_of(lesson: str) -> list:
+    path = ROOT / "lessons" / lesson / "HINTS.md"
+    return parse_hints(path.read_text()) if path.exists() else []
 
 
 def check_browser(base: str, site: pathlib.Path, shots: pathlib.Path, problems: list):
@@ -324,6 +336,13 @@ def check_browser(base: str, site: pathlib.Path, shots: pathlib.Path, problems: 
             for page in pages:
                 for error in chrome.load(base + page):
                     problems.append(f"{page}: {error}")
+                shown = chrome.evaluate(PAGE)
+                if not shown["h1"] or shown["text"] < 100:
+                    problems.append(f"{page}: no heading or almost no text on screen ({shown})")
+                lesson = page.split("/")[1] if page.startswith("lessons/") else None
+                if lesson and (shown["hints"] != len(hints_of(lesson)) or shown["open"]):
+                    problems.append(f"{page}: {shown['hints']} folded hints ({shown['open']} open), "
+                                    f"HINTS.md has {len(hints_of(lesson))}")
                 for img in chrome.evaluate(IMAGES):
                     images += 1
                     if not img["ok"]:
