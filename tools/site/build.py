@@ -99,7 +99,7 @@ def captures_section(names, link_prefix: str) -> str:
     out = []
     for name in names:
         _, _, header = CAPTURES[name]
-        out += [f"### {name}", "", header[0][0].upper() + header[0][1:], "",
+        out += [f"### {name}", "", header[0], "",
                 f"`{header[1]}`" if len(header) > 1 else "", "",
                 f"![the packet ladder of captures/{name}.pcap]({link_prefix}{name}.svg)", "",
                 " · ".join(header[2:]) + f" · [{name}.pcap]({link_prefix}{name}.pcap) "

@@ -301,7 +301,7 @@ class Chromium:
             const still = document.createElement('style');   // no half-done header animation
             still.textContent = '* {{ transition: none !important; animation: none !important }}';
             document.head.append(still);
-            scrollTo(0, Math.max(0, e.getBoundingClientRect().top + scrollY - 100)); return true; }})()""")
+            scrollTo(0, Math.max(0, e.getBoundingClientRect().top + scrollY - 200)); return true; }})()""")
         if not found:
             raise RuntimeError(f"no {selector} to take a picture of")
         # the scroll is applied in the next frame: ask for one before the picture
