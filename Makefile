@@ -35,7 +35,7 @@ include $(BUILD)/course.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help deps grade trusted lesson-% solution-% watch-% hint-% progress starters check-drift tables captures \
-        programs unit selftest test clang-build clean
+        programs unit selftest test clang-build clean site test-site
 .SECONDARY:
 
 # ---- compiling ------------------------------------------------------------
@@ -134,6 +134,7 @@ help:
 	@echo "  make bench-download  lesson 16's fetch (buffers, splice, ranges) beside curl and aria2c: MB/s, CPU, syscalls"
 	@echo "  make demo-NN       lesson NN's live demo in tmux (PORT=6000, STEP=n); make demo-end ends it"
 	@echo "  make test-demos    run every demo headless and check what the room must see"
+	@echo "  make site          the course as a website, for reading offline: build/site/index.html"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
@@ -236,7 +237,17 @@ bench-download: deps programs
 bench-pollers: deps $(BUILD)/tools/bench_pollers
 	@$(PYTHON) -m tools.bench.pollers
 
+# The course as a static website (tools/site/build.py): every lesson's README with its hints,
+# the guides, the captures drawn as ladders, the benchmark plots. mkdocs build --strict.
+site: deps
+	@$(PYTHON) -m tools.site.build
+
 # ---- for CI and maintainers -------------------------------------------------
+
+# The website opened page by page in headless Chromium (tools/site/test.py); CI runs it
+# after `make test`. Screenshots of three pages go to build/site-shots/.
+test-site: deps
+	@$(PYTHON) -m tools.site.test
 
 CATCH_MAIN := $(BUILD)/unit/catch_main.o
 UNIT_TESTS := $(patsubst checker/unit/%.cc,$(BUILD)/unit/%,$(filter-out checker/unit/catch_main.cc,$(wildcard checker/unit/*.cc)))

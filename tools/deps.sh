@@ -19,6 +19,8 @@ PACKAGES=(
   nginx                   # make bench-handshake: a real server's packets beside lesson 15's
   aria2                   # make bench-download: aria2c -x N, parallel ranges beside lesson 16's
   gzip sqlite3            # lesson 17: gzip -dc into sqlite3 .import through a FIFO
+  mkdocs mkdocs-material  # make site: the course as a website
+  chromium                # make test-site: every page opened in a headless browser
 )
 
 if ! command -v dpkg-query >/dev/null; then

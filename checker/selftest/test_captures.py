@@ -42,6 +42,24 @@ def test_every_ladder_is_drawn_from_its_capture():
         assert rows == ladder(shown, port), f"captures/{name}.txt does not match its .pcap"
 
 
+def test_the_svg_ladder_draws_the_rows_of_the_text_one():
+    """make site's picture of a ladder: one arrow per row of the .txt, in the same
+    direction, with the same words; and an SVG a browser can size (width and height)."""
+    import xml.etree.ElementTree as ET
+    from checker.checks.ladder import label, ladder_svg, reference_drawn
+    packets, port = reference_drawn("15-all-tuned")
+    svg = ET.fromstring(ladder_svg(packets, port, "15-all-tuned"))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert int(svg.get("width")) > 0 and int(svg.get("height")) > 0
+    arrows = [l for l in svg.iter(ns + "line") if l.get("marker-end")]
+    assert len(arrows) == len(packets) == 6
+    for arrow, p in zip(arrows, packets):
+        rightwards = float(arrow.get("x2")) > float(arrow.get("x1"))
+        assert rightwards == p.from_client(port)
+    words = [t.text for t in svg.iter(ns + "text")]
+    assert all(label(p) in words for p in packets) and "DATA 446 bytes +FIN" in words
+
+
 def test_a_retransmission_is_not_part_of_the_ladder():
     from checker.checks.ladder import without_retransmissions
     from checker.harness.capture import Packet
