@@ -355,8 +355,10 @@ def test_gives_up(target):
              seen=f"{result.exit_description()} after {result.seconds:.1f}s; {len(received)} datagram(s) "
                   "received by the checker",
              details=result.stderr_lines(),
-             hint="count the tries of each request; after 1 + RETRIES of them, give it up: say which "
-                  "key had no answer, and exit with status 2 once nothing waits (TODO 4)")
+             hint="udp_lookup sent nothing: read its stderr above. Is the socket connect()ed, so "
+                  "that a send() needs no address (TODO 3)?" if not received else
+             "count the tries of each request; after 1 + RETRIES of them, give it up: say which "
+             "key had no answer, and exit with status 2 once nothing waits (TODO 4)")
     note(f"gave up after {result.seconds:.1f}s, {len(received)} tries: {stderr.strip()}")
 
 

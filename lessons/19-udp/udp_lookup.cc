@@ -142,6 +142,7 @@ static int take_answer(int fd, const Options& options, std::vector<Request>& req
         // connection refused (ICMP port unreachable): is the server
         // running?") and exit with status 1, rather than wait for answers
         // that cannot come.
+        (void)options;
         if (errno == EINTR || errno == ECONNREFUSED)
             return 0;
         die("recv");

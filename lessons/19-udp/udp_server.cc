@@ -142,7 +142,7 @@ static void serve_datagram(int fd, const Table& table) {
     // reply = answer(table, buffer, bytes kept, real length), and send it
     // with sendto() to the address recvfrom() gave: each request's own.
     length = recv(fd, buffer, sizeof buffer, 0);   // read and drop it, for now
-    (void)table, (void)length, (void)reply;
+    (void)table, (void)length, (void)reply, (void)answer;
 }
 
 // One TCP client: one line "GET KEY\n", one line back, close.

@@ -158,6 +158,7 @@ static int take_answer(int fd, const Options& options, std::vector<Request>& req
         // connection refused (ICMP port unreachable): is the server
         // running?") and exit with status 1, rather than wait for answers
         // that cannot come.
+        //| (void)options;
         if (errno == ECONNREFUSED) {
             char host[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &options.server.sin_addr, host, sizeof host);
