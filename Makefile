@@ -111,6 +111,8 @@ programs: $(SOLUTION_PROGRAMS) $(BUILD)/tools/course-httpd $(foreach v,$(VARIANT
 programs: $(BUILD)/tools/wdb_bench
 # The select/poll/epoll cost benchmark (lesson 14), likewise kept warning-free.
 programs: $(BUILD)/tools/bench_pollers
+# The lossy relay lesson 19 puts between its client and server (no netem here).
+programs: $(BUILD)/tools/lossy_relay
 
 # ---- for students ---------------------------------------------------------
 
