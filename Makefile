@@ -111,6 +111,8 @@ programs: $(SOLUTION_PROGRAMS) $(BUILD)/tools/course-httpd $(foreach v,$(VARIANT
 programs: $(BUILD)/tools/wdb_bench
 # The select/poll/epoll cost benchmark (lesson 14), likewise kept warning-free.
 programs: $(BUILD)/tools/bench_pollers
+# The AF_UNIX vs TCP benchmark (lesson 18), likewise.
+programs: $(BUILD)/tools/bench_unix
 
 # ---- for students ---------------------------------------------------------
 
@@ -132,6 +134,7 @@ help:
 	@echo "  make bench-c10k      v8 (threads), select, epoll and memcached: ops/s, latency, memory per idle connection"
 	@echo "  make bench-handshake lesson 15's httpd and nginx: the packets of one HTTP transaction, side by side"
 	@echo "  make bench-download  lesson 16's fetch (buffers, splice, ranges) beside curl and aria2c: MB/s, CPU, syscalls"
+	@echo "  make bench-unix      AF_UNIX stream vs TCP loopback: ping-pong latency p50/p99, throughput, ratios"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
@@ -222,6 +225,12 @@ bench-download: deps programs
 .PHONY: bench-pollers
 bench-pollers: deps $(BUILD)/tools/bench_pollers
 	@$(PYTHON) -m tools.bench.pollers
+
+# AF_UNIX stream against TCP over loopback (lesson 18): ping-pong latency and throughput.
+# BENCH_ARGS="--round-trips 100000 --mib 4096" make bench-unix
+.PHONY: bench-unix
+bench-unix: deps $(BUILD)/tools/bench_unix
+	@$(BUILD)/tools/bench_unix $(BENCH_ARGS)
 
 # ---- for CI and maintainers -------------------------------------------------
 
