@@ -88,6 +88,22 @@ STUDENT = [
 ]
 
 
+SERIAL_MUTANT = Mutant(
+    "serial-worker", SERVER,
+    [("    int workers = 4;\n", "    int workers = 1;\n"),
+     ("            std::thread(handle_connection, fd).detach();\n", "            handle_connection(fd);   // one client at a time\n")],
+    {"never_close": "a second client got no answer", "half_request": "a second client got no answer",
+     "slow_reader": "a second client got no answer"},
+    "one worker by default, serving one client at a time: any client that stalls stalls all",
+    student=True)
+STUDENT.append(SERIAL_MUTANT)
+MUTANTS.append(Mutant("short-write-taken-whole", SERVER, [], {"short_io": "the reply never came whole"},
+                      "takes a write() that moved part of a reply for one that moved all of it",
+                      common={"io.cc": [("        p += written;              // a short write: go round for the rest\n"
+                                         "        n -= static_cast<std::size_t>(written);\n",
+                                         "        break;                     // mutant: as if it took it all\n")]}))
+
+
 def mutants_for(lesson: str) -> list[Mutant]:
     """The known-bad programs of the lesson (course.toml names this module for it)."""
     return MUTANTS + STUDENT

@@ -106,7 +106,9 @@ static int receive_fd(int channel, char* kind) {
     // TODO 2: recvmsg one byte with a control buffer of
     // CMSG_SPACE(sizeof(int)) (MSG_CMSG_CLOEXEC); the new descriptor is in
     // CMSG_DATA of the first cmsghdr, if it is SOL_SOCKET/SCM_RIGHTS.
-    (void)channel; (void)kind;
+    (void)kind;
+    char byte;
+    (void)!read(channel, &byte, 1);   // waits for a byte; takes no descriptor
     return -1;
 }
 
@@ -232,14 +234,18 @@ static void hand_off_client(Acceptor& a) {
     int client = accept4(a.listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0)
         return;   // gone before we came, or a signal: poll again
-    for (int tries = 0; tries < a.nworkers; tries++) {
+    bool passed = false;
+    for (int tries = 0; tries < a.nworkers && !passed; tries++) {
         Worker& w = a.workers[a.next];
         a.next = (a.next + 1) % a.nworkers;
-        if (send_fd(w.channel, client, 'C')) {
-            a.handed_off++;
-            break;
-        }
-        // That worker is gone (EPIPE): SIGCHLD will replace it; try the next.
+        passed = send_fd(w.channel, client, 'C');
+        // Not passed: that worker is gone (EPIPE); SIGCHLD will replace it. Try the next.
+    }
+    if (passed) {
+        a.handed_off++;
+    } else {   // no worker took it: say so, rather than leave the client waiting
+        static const char refusal[] = "SERVER_ERROR no worker took the connection\r\n";
+        write_all(client, refusal, sizeof(refusal) - 1);
     }
     // TODO 4: the worker has its own descriptor for the client now.
     // What does the acceptor do with its copy?
