@@ -113,6 +113,8 @@ programs: $(BUILD)/tools/wdb_bench
 programs: $(BUILD)/tools/bench_pollers
 # The lossy relay lesson 19 puts between its client and server (no netem here).
 programs: $(BUILD)/tools/lossy_relay
+# The AF_UNIX vs TCP benchmark (lesson 18), likewise.
+programs: $(BUILD)/tools/bench_unix
 
 # ---- for students ---------------------------------------------------------
 
@@ -137,6 +139,7 @@ help:
 	@echo "  make demo-NN       lesson NN's live demo in tmux (PORT=6000, STEP=n); make demo-end ends it"
 	@echo "  make test-demos    run every demo headless and check what the room must see"
 	@echo "  make site          the course as a website, for reading offline: build/site/index.html"
+	@echo "  make bench-unix      AF_UNIX stream vs TCP loopback: ping-pong latency p50/p99, throughput, ratios"
 	@echo "  make deps          install (as root) or name (otherwise) the Debian packages needed"
 	@echo "  make clean         remove build/"
 	@echo "  make tables        rewrite the lesson tables of README.md and docs/course.md from course.toml"
@@ -243,6 +246,11 @@ bench-pollers: deps $(BUILD)/tools/bench_pollers
 # the guides, the captures drawn as ladders, the benchmark plots. mkdocs build --strict.
 site: deps
 	@$(PYTHON) -m tools.site.build
+# AF_UNIX stream against TCP over loopback (lesson 18): ping-pong latency and throughput.
+# BENCH_ARGS="--round-trips 100000 --mib 4096" make bench-unix
+.PHONY: bench-unix
+bench-unix: deps $(BUILD)/tools/bench_unix
+	@$(BUILD)/tools/bench_unix $(BENCH_ARGS)
 
 # ---- for CI and maintainers -------------------------------------------------
 
