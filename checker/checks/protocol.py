@@ -45,6 +45,10 @@ def reply_hint(request: bytes, reply: bytes, v):
         if b" noreply" in request and got.startswith(NO_REPLY_ANSWERS) and not reply.startswith(got):
             return ("a set or delete that says noreply gets no reply at all, not even STORED: its "
                     "client reads none, so this answer is taken for the next request's")
+        if got.startswith(b"SERVER_ERROR") and not reply.startswith(b"SERVER_ERROR"):
+            said = got.split(b"\r\n")[0].decode(errors="replace")
+            return (f"the server answered `{said}` where the request should have been served: "
+                    "that line is the server saying what failed on its side, before the table")
         if request.startswith(b"get"):
             keys, found = len(request.split()) - 1, reply.count(b"VALUE ")
             if got.count(b"VALUE ") < found:
