@@ -55,16 +55,33 @@ def run_checks(args) -> dict:
     return results
 
 
+def selected_runs(items) -> set[tuple[str, str]]:
+    """The (lesson, mutant name or "starter") runs that the selected tests look at: with
+    `-k "mutant_is_caught and 18-"` only lesson 18's mutants run, not all 250."""
+    wanted = set()
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params else {}
+        if "mutant" in params:
+            wanted.add((params["mutant"].lesson, params["mutant"].name))
+        elif "lesson" in params and "runs" in getattr(item, "fixturenames", ()):
+            wanted.add((params["lesson"], "starter"))
+    return wanted
+
+
 @pytest.fixture(scope="module")
-def runs():
-    """Runs every mutant and every starter at once (they share nothing but loopback)."""
+def runs(request):
+    """Runs the selected mutants and starters at once (they share nothing but loopback)."""
+    wanted = selected_runs(request.session.items)
     jobs = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs()) as pool:
         for m in MUTANTS:
-            only = [a for c in m.caught_by for a in ("--only", c)]
-            jobs[(m.lesson, m.name)] = pool.submit(run_checks, ["mutant", m.lesson[:2], m.name, *only])
+            if (m.lesson, m.name) in wanted:
+                only = [a for c in m.caught_by for a in ("--only", c)]
+                jobs[(m.lesson, m.name)] = pool.submit(run_checks, ["mutant", m.lesson[:2], m.name, *only])
         for lesson in LESSONS:
-            jobs[(lesson, "starter")] = pool.submit(run_checks, ["starters", lesson[:2]])
+            if (lesson, "starter") in wanted:
+                jobs[(lesson, "starter")] = pool.submit(run_checks, ["starters", lesson[:2]])
         return {key: job.result() for key, job in jobs.items()}
 
 
