@@ -239,6 +239,37 @@ def demos() -> dict:
         Step("a reader opens it", "other", "cat {scratch}-fifo", see=r"(?m)^hi$"),
     ], builds=["{sol}/pipeline"])
 
+    admin = ("python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('\\0demo{port}'); "
+             "s.send(b'stats\\n'); print(s.recv(99).decode())\"")
+    d["18"] = Demo("18", ["server", "client", "inside"], "{sol}/weensydb -p {port} -w 2 -n demo{port}", [
+        Step("a client connects and stays: which process holds its socket?", "client", NC),
+        Step("the acceptor or a worker? (ss names the holder)", "inside", "ss -tnp 'sport = :{port}'",
+             see=r"ESTAB.*weensydb"),
+        Step("ask the admin socket, an abstract name: who are the workers?", "inside", admin,
+             see=r"workers 2 pids \d+,\d+ handed_off 1"),
+        Step("a second instance with the same name: does it start?", "inside",
+             "{sol}/weensydb -p 0 -n demo{port}", see=r"EADDRINUSE"),
+        Step("three writes, read on a stream and on a seqpacket socket pair", "inside",
+             "{sol}/boundaries stream; {sol}/boundaries seqpacket", see=r"read 3 bytes: one"),
+        Step("HTTP on the WeensyDB port: who answers?", "inside",
+             "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -N 127.0.0.1 {port}", see=r"weensydb worker \d+"),
+    ], builds=["{sol}/weensydb", "{sol}/boundaries"])
+
+    lookup = "{sol}/udp_lookup 127.0.0.1 "
+    d["19"] = Demo("19", ["server", "relay", "client"], "{sol}/udp_server -p {port} apple=red pear=green", [
+        Step("three questions in datagrams: what comes back?", "client", lookup + "{port} apple pear plum",
+             see=r"plum \(missing\)"),
+        Step("a port where nothing listens: how does a connected socket learn it?", "client",
+             lookup + "{closed} apple", see=r"connection refused"),
+        Step("a relay that drops, duplicates and reorders, seeded", "relay",
+             "build/tools/lossy_relay -p {closed} --to 127.0.0.1:{port} --seed 7 --drop 0.3 --dup 0.3 "
+             "--reorder 0.3", see=r"port \d+"),
+        Step("the same questions through it: every answer, once?", "client", lookup + "{closed} apple pear plum",
+             see=r"(?s)refused.*plum \(missing\)"),
+        Step("Ctrl-C the relay: what did it do to the datagrams?", "relay", press="C-c",
+             see=r"seed 7: \d+ datagrams, \d+ dropped"),
+    ], builds=["{sol}/udp_server", "{sol}/udp_lookup", "build/tools/lossy_relay"])
+
     for number, demo in d.items():
         demo.lesson = manifest.find(number)
         if not demo.builds:
