@@ -2,8 +2,8 @@
 lessons at a time, each in a network namespace of its own.
 
 `make test` proves every solution complete this way. The runs share nothing but the
-machine, and most of a run is waiting (for a timeout, a capture, a server), so running
-one more than there are cores at once takes a third of the time of one after another.
+machine, and much of a run is waiting (for a timeout, a capture, a server), so one more
+run than there are cores goes at once (17 lessons took 1 min 48 s so, on 2 busy cores).
 Each lesson's report is printed whole, in lesson order, as soon as it and those before it
 have finished; the last line names every lesson that is not as expected.
 """

@@ -25,7 +25,8 @@ class Target:
         self.label = label                         # e.g. "your code", "the solution"
         # With --only, build() makes the plain programs alone, and another variant (asan,
         # tsan) is built when a check first asks for it: a run of two checks compiles what
-        # those two use. (The self-test runs 200 mutants this way; compiling is most of it.)
+        # those two use. (The self-test runs every mutant this way: a lesson 16 mutant's run
+        # went from 7.9 s to 3.3 s, the asan build it never used left out.)
         self.lazy_variants = lazy_variants
         self._built: set[tuple[str, str]] = set()
 
