@@ -113,6 +113,8 @@ def marked(mark: str) -> list[int]:
 
 def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
     inits = procfs.children(proc.pid) if sig == signal.SIGKILL and getattr(proc, "_nc_jailed", False) else []
+    if inits:
+        _end_jail_from_inside(proc, inits)
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -125,6 +127,22 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL):
             pass
         _reap_when_adopted(inits)
         _live.discard(proc)
+
+
+def _end_jail_from_inside(proc: subprocess.Popen, inits: list[int]):
+    """Kills the jail's init (pid 1 of its namespace: the kernel then kills everything in
+    the namespace) and lets the jail, still alive, reap it and end. Killing the jail with
+    it would orphan init, and its zombie would wait for this machine's pid 1 to reap it:
+    measured here, 1.9 s per program stopped."""
+    for pid in inits:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=T(1))
+    except subprocess.TimeoutExpired:
+        pass   # a stopped jail (SIGSTOP to the group): killed with its group, as before
 
 
 def _reap_when_adopted(pids: list[int]):
