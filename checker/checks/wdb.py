@@ -311,12 +311,21 @@ class NeverRead(BadClient):
 WRITE_CALLS = {"write", "sendto", "sendmsg", "writev"}
 
 
-def wait_until_writing(pid: int, timeout: float):
-    """Waits (bounded) until some thread of pid is blocked in a write to a full socket."""
+def wait_until_writing(pid: int, timeout: float) -> bool:
+    """Waits (bounded) until some thread of pid, or of a child (a prefork server's worker), is
+    blocked in a write to a full socket; returns whether one was."""
     def writing(thread) -> bool:
-        return thread.state == "S" and (thread.activity() or "").split("(")[0] in WRITE_CALLS
-    wait_until(lambda: any(writing(t) for t in thread_states(pid)), timeout,
-               "a thread blocked in write()", interval=0.02)
+        return thread.state == "S" and thread.syscall_name() in WRITE_CALLS
+
+    def one_writing() -> bool:
+        for process in [pid, *procfs.children(pid)]:
+            try:
+                if any(writing(t) for t in thread_states(process)):
+                    return True
+            except OSError:
+                continue   # ended meanwhile
+        return False
+    return wait_until(one_writing, timeout, "a thread blocked in write()", interval=0.02)
 
 
 def wait_until_queued(server_port: int, client_port: int, timeout: float):

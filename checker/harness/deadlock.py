@@ -59,13 +59,19 @@ class ThreadState:
     owner: int | None = None  # mutex: its holder's TID; join: the thread waited for
     problem: str | None = None   # why owner could not be read
 
+    def syscall_name(self, machine=None) -> str | None:
+        """`write`, `accept4`, …: the call it is in, if /proc says and the table knows it."""
+        if self.syscall is None:
+            return None
+        return SYSCALL_NAMES.get(machine or platform.machine(), {}).get(self.syscall)
+
     def activity(self, machine=None) -> str:
         """`blocked in read()`, `running`, …"""
         if self.syscall is None and self.problem:
             return "in an unknown state (its system call cannot be read)"
         if self.syscall is None:
             return "running" if self.state == "R" else f"not in a system call (state {self.state})"
-        name = SYSCALL_NAMES.get(machine or platform.machine(), {}).get(self.syscall)
+        name = self.syscall_name(machine)
         return f"blocked in {name}()" if name else f"blocked in system call {self.syscall}"
 
 
