@@ -27,10 +27,9 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import time
 
-from checker.harness import T, check, fail, note, procfs, run, sandbox, show_bytes, spawn, wait_until
+from checker.harness import Deadline, T, check, fail, note, procfs, run, sandbox, show_bytes, spawn, wait_until
 from checker.harness.procs import kill_group, program_lines, program_pid
 from checker.harness.strace import read_trace_file, strace_prefix
 from checker.harness.watch import activity, run_watched
@@ -333,11 +332,11 @@ def read_until_eof(fd: int, timeout: float, limit: int, stop_after: int | None =
     came), `stop_after` bytes, `limit` bytes or the timeout. Before any writer came, poll()
     reports nothing (fifo(7)/pipe_poll: no POLLHUP until a writer has come and gone)."""
     data = bytearray()
-    end = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     while len(data) < limit and (stop_after is None or len(data) < stop_after):
-        left = end - time.monotonic()
+        left = deadline.left()
         if left <= 0 or not poller.poll(min(left, 0.5) * 1000):
             if left <= 0:
                 break

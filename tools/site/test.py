@@ -41,6 +41,8 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
+from checker.harness.timeouts import T
+from checker.harness.waiting import Deadline, wait_until
 from tools.hint import parse_hints
 from tools.site import build
 
@@ -155,7 +157,7 @@ def serve(site: pathlib.Path):
 def check_http(base: str, targets: list, problems: list):
     for t in targets:
         try:
-            with urllib.request.urlopen(base + urllib.parse.quote(t), timeout=10) as r:
+            with urllib.request.urlopen(base + urllib.parse.quote(t), timeout=T(10)) as r:
                 status = r.status
         except OSError as e:
             status = e
@@ -201,21 +203,21 @@ class Chromium:
         try:
             self.session = None
             self.send("Browser.close", timeout=5, session=False)
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=T(10))
         except (OSError, TimeoutError, RuntimeError, subprocess.TimeoutExpired):
             pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=T(10))
         os.close(self.to_w)
         os.close(self.from_r)
 
-    def _read(self, deadline: float):
+    def _read(self, deadline: Deadline):
         """One message, or None at the deadline."""
         while b"\0" not in self.buffer:
-            left = deadline - time.monotonic()
+            left = deadline.left()
             if left <= 0 or not select.select([self.from_r], [], [], left)[0]:
                 return None
             chunk = os.read(self.from_r, 1 << 20)
@@ -231,7 +233,7 @@ class Chromium:
         if session and self.session:
             msg["sessionId"] = self.session
         os.write(self.to_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(T(timeout))
         while True:
             reply = self._read(deadline)
             if reply is None:
@@ -244,7 +246,7 @@ class Chromium:
                 self.events.append(reply)
 
     def wait_event(self, method: str, timeout=30):
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(T(timeout))
         while True:
             for n, e in enumerate(self.events):
                 if e["method"] == method:
@@ -353,12 +355,14 @@ def check_browser(base: str, site: pathlib.Path, shots: pathlib.Path, problems: 
 
             # Search as a reader does it: the query in the search box (?q= fills it in).
             chrome.load(base + f"index.html?q={WORD}")
-            deadline, hits = time.monotonic() + 20, []
-            while time.monotonic() < deadline and not any("15-handshake-tuning" in h for h in hits):
-                hits = chrome.evaluate("[...document.querySelectorAll('.md-search-result__item a')]"
+            def search_hits():   # empty while the search worker is still indexing
+                return chrome.evaluate("[...document.querySelectorAll('.md-search-result__item a')]"
                                        ".map(a => a.getAttribute('href'))") or []
-                if not hits:
-                    select.select([], [], [], 0.1)   # the search worker is still indexing
+
+            def lesson_15_found():
+                hits = search_hits()
+                return hits if any("15-handshake-tuning" in h for h in hits) else None
+            hits = wait_until(lesson_15_found, T(20), "a lesson 15 page among the results", 0.1) or search_hits()
             if not any("15-handshake-tuning" in h for h in hits):
                 problems.append(f"the search box finds no lesson 15 page for {WORD} (found: {hits[:5]})")
             else:
