@@ -278,7 +278,7 @@ selftest: deps programs
 
 # Every solution compiled warning-free by the other compiler too.
 clang-build:
-	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/clang CXX=clang++ WERROR=1 programs
+	@$(MAKE) --no-print-directory -s -j$$(nproc) BUILD=$(BUILD)/clang CXX=clang++ WERROR=1 programs
 	@echo "[clang] every solution and tool builds warning-free with clang++"
 
 test: deps
@@ -286,8 +286,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) WERROR=1 programs $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory -s clang-build
 	@$(MAKE) --no-print-directory -s unit
-	@$(PYTHON) checker/run.py solutions all
-	@$(PYTHON) checker/run.py selftest
+	@$(PYTHON) checker/run.py selftest   # every solution, starter and mutant too, in the background
 
 # Every demo run headless in tmux, and what the room must see checked (tools/demo/test_demos.py).
 .PHONY: test-demos

@@ -1,7 +1,8 @@
 """`run.py solutions all`: every available lesson's checks on its solution, several
 lessons at a time, each in a network namespace of its own.
 
-`make test` proves every solution complete this way. The runs share nothing but the
+An instructor's way to see every solution complete at once (`make test` proves the same
+in its self-test, checker/selftest/test_solutions.py). The runs share nothing but the
 machine, and much of a run is waiting (for a timeout, a capture, a server), so one more
 run than there are cores goes at once (17 lessons took 1 min 48 s so, on 2 busy cores).
 Each lesson's report is printed whole, in lesson order, as soon as it and those before it
@@ -23,9 +24,16 @@ def parallel_runs() -> int:
     return int(os.environ.get("NETCOURSE_JOBS") or (os.cpu_count() or 2) + 1)
 
 
-def run_one(kind: str, number: str) -> tuple[bool, bytes]:
+def own_namespace_env() -> dict:
+    """The environment for one run of the checks, which then enters a network namespace of
+    its own: runs side by side must not share a loopback (one holds 10,000 connections)."""
     env = dict(os.environ)
-    env.pop("NETCOURSE_NETNS", None)   # a namespace of its own: one lesson holds 10,000 connections
+    env.pop("NETCOURSE_NETNS", None)
+    return env
+
+
+def run_one(kind: str, number: str) -> tuple[bool, bytes]:
+    env = own_namespace_env()
     argv = [sys.executable, str(ROOT / "checker" / "run.py"), kind, number]
     result = procs.run(argv, timeout=LESSON_TIMEOUT, cwd=ROOT, env=env, grace=10)
     output = result.stdout + result.stderr

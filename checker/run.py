@@ -3,7 +3,7 @@
 
     run.py lessons NN          your code in lessons/NN-*/
     run.py solutions NN        the reference in solutions/NN-*/
-    run.py solutions all       every lesson's reference, several at once (make test)
+    run.py solutions all       every lesson's reference, several at once
     run.py starters NN         the untouched starter, made afresh from solutions/
     run.py mutant NN NAME      a known-bad variant (checker/mutants/)
     run.py dir NN SRC_ROOT     the sources in SRC_ROOT/NN-*/ (under build/src/), e.g. a broken program

@@ -46,6 +46,7 @@ class Report:
         self.results: dict[str, dict] = {}   # check id -> result
         self.order: list[str] = []
         self.started = time.monotonic()
+        self.started_at: dict[str, float] = {}   # check id -> when its setup began
 
     @property
     def tr(self):
@@ -56,8 +57,10 @@ class Report:
             self.tr.write_line(text)
 
     def record(self, info, outcome, lines, waiting_for=None):
+        started = self.started_at.pop(info["id"], None)
+        seconds = round(time.monotonic() - started, 2) if started is not None else 0.0
         self.results[info["id"]] = {"id": info["id"], "title": info["title"], "outcome": outcome,
-                                    "lines": lines, "waiting_for": waiting_for}
+                                    "lines": lines, "waiting_for": waiting_for, "seconds": seconds}
         self.order.append(info["id"])
         if waiting_for:
             return                     # summarised once, at the end
@@ -124,6 +127,7 @@ def pytest_collection_finish(session):
 
 def pytest_runtest_setup(item):
     report = item.config._nc_report
+    report.started_at[check_info(item)["id"]] = time.monotonic()
     for need in check_info(item)["needs"]:
         result = report.results.get(need)
         if result is None or result["outcome"] != "passed":

@@ -5,86 +5,18 @@ each must fail them with the promised words. Every check of every lesson
 must be tripped by at least one mutant, and every untouched starter must
 fail at least one check.
 """
-import concurrent.futures
 import importlib
-import json
-import os
 import pathlib
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-from checker.harness import T, note
+from checker.harness import note
+from checker.selftest import lesson_runs
 
-from checker.mutants import all_mutants
-
-CHECKER = pathlib.Path(__file__).resolve().parents[1]
-ROOT = CHECKER.parent
-MUTANTS = all_mutants()
-LESSONS = sorted({m.lesson for m in MUTANTS})
-
-
-def parallel_runs() -> int:
-    """How many runs at once: one more than the cores, since a run spends much of its time
-    waiting (for a timeout, a watchdog, a capture's barrier) rather than computing.
-    NETCOURSE_SELFTEST_JOBS overrides it."""
-    return int(os.environ.get("NETCOURSE_SELFTEST_JOBS") or (os.cpu_count() or 2) + 1)
-
-
-def own_namespace_env() -> dict:
-    """The environment for one run of the checks, which then enters a network namespace of
-    its own: runs side by side must not share a loopback (one holds 10,000 connections)."""
-    env = dict(os.environ)
-    env.pop("NETCOURSE_NETNS", None)
-    return env
-
-
-def run_checks(args) -> dict:
-    """Runs checker/run.py with args; returns its JSON results (and its output, for failures)."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        proc = subprocess.run([sys.executable, str(CHECKER / "run.py"), *args, "--json", out.name],
-                              capture_output=True, timeout=T(600), env=own_namespace_env())
-        try:
-            results = json.loads(pathlib.Path(out.name).read_text())
-        except ValueError:
-            results = {"checks": []}
-    results["output"] = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
-    results["exit"] = proc.returncode
-    return results
-
-
-def selected_runs(items) -> set[tuple[str, str]]:
-    """The (lesson, mutant name or "starter") runs that the selected tests look at: with
-    `-k "mutant_is_caught and 18-"` only lesson 18's mutants run, not all 250."""
-    wanted = set()
-    for item in items:
-        if "runs" not in getattr(item, "fixturenames", ()):
-            continue   # other self-tests have parameters of these names too
-        params = getattr(item, "callspec", None)
-        params = params.params if params else {}
-        if "mutant" in params:
-            wanted.add((params["mutant"].lesson, params["mutant"].name))
-        elif "lesson" in params:
-            wanted.add((params["lesson"], "starter"))
-    return wanted
-
-
-@pytest.fixture(scope="module")
-def runs(request):
-    """Runs the selected mutants and starters at once (they share nothing but loopback)."""
-    wanted = selected_runs(request.session.items)
-    jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs()) as pool:
-        for m in MUTANTS:
-            if (m.lesson, m.name) in wanted:
-                only = [a for c in m.caught_by for a in ("--only", c)]
-                jobs[(m.lesson, m.name)] = pool.submit(run_checks, ["mutant", m.lesson[:2], m.name, *only])
-        for lesson in LESSONS:
-            if (lesson, "starter") in wanted:
-                jobs[(lesson, "starter")] = pool.submit(run_checks, ["starters", lesson[:2]])
-        return {key: job.result() for key, job in jobs.items()}
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MUTANTS = lesson_runs.MUTANTS
+LESSONS = lesson_runs.LESSONS
+run_checks = lesson_runs.run_checks
 
 
 def lesson_checks(lesson: str) -> dict[str, str]:
