@@ -1,8 +1,12 @@
 """Unit tests of the harness's own logic: diffs, strace parsing, packet kinds, cleanup."""
+import filecmp
 import os
+import pathlib
+import shutil
 import time
 
 from checker.harness import T, run, start_server
+from checker.harness import target as target_module
 from checker.harness.capture import Packet
 from checker.harness.report import caret_diff, first_difference, show_bytes
 from checker.harness.strace import parse
@@ -85,3 +89,48 @@ def test_server_that_exits_is_diagnosed():
         assert "exited before it printed its port" in str(failure)
     else:
         raise AssertionError("a server that exited was accepted")
+
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def tree_with(name: str, lesson: str, file: str, change) -> str:
+    """A copy of a lesson's solution under build/src/mutants/NAME/ (the Makefile builds what is
+    there), one file changed; its root."""
+    src_root = f"build/src/mutants/selftest-{name}"
+    out = ROOT / src_root / lesson
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(ROOT / "solutions" / lesson, out)
+    (out / file).write_text(change((out / file).read_text()))
+    return src_root
+
+
+def programs_copied(monkeypatch, src_root: str, lesson: str) -> list[str]:
+    """Builds the tree; returns the programs that got the solution's binary, not a compiler run."""
+    copied = []
+    real_copy = target_module.shutil.copyfile
+
+    def spy(source, destination, **options):
+        if str(destination).endswith(".tmp"):   # the build's copies (copytree's are not)
+            copied.append(pathlib.Path(destination).name.removesuffix(".tmp"))
+        return real_copy(source, destination, **options)
+    monkeypatch.setattr(target_module.shutil, "copyfile", spy)
+    target_module.Target(lesson, src_root, src_root.replace("build/src/", "build/"), "test").build()
+    return sorted(copied)
+
+
+def test_an_unchanged_program_is_the_solutions_binary_and_a_changed_one_is_compiled(monkeypatch):
+    src_root = tree_with("reuse", "19-udp", "udp_lookup.cc", lambda text: text.replace('"usage"', '"Usage"', 1))
+    assert programs_copied(monkeypatch, src_root, "19-udp") == ["mcast_recv", "mcast_send", "udp_server"]
+    built = ROOT / src_root.replace("build/src/", "build/") / "19-udp"
+    solution = ROOT / "build" / "solutions" / "19-udp"
+    assert filecmp.cmp(built / "udp_server", solution / "udp_server", shallow=False)
+    assert not filecmp.cmp(built / "udp_lookup", solution / "udp_lookup", shallow=False)
+
+
+def test_a_changed_header_or_part_means_every_program_is_compiled(monkeypatch):
+    header = tree_with("reuse-header", "18-unix-sockets", "shared_table.h", lambda text: text + "\n// changed\n")
+    assert programs_copied(monkeypatch, header, "18-unix-sockets") == []
+    part = tree_with("reuse-part", "18-unix-sockets", "shared_table.cc", lambda text: text + "\n// changed\n")
+    assert programs_copied(monkeypatch, part, "18-unix-sockets") == []
