@@ -391,7 +391,8 @@ def answered_within(port: int, request: bytes, timeout: float) -> tuple[bool, st
 def concurrent_workload(port: int, clients: int, rounds: int, exch_pairs=()) -> list[str]:
     """`clients` connections at once, each doing set, get, delete, a get of 5 keys in 4
     buckets, and (for each pair in exch_pairs) exch, on a few shared keys: two of them in
-    one bucket. Returns the wrong or missing answers seen (empty if none)."""
+    one bucket; beside them, one client sends the first pair's exch while another sets its
+    two keys. Returns the wrong or missing answers seen (empty if none)."""
     k1, k2 = keys_in_same_bucket()
     keys = [k1, k2, "apple", "pear"]
     # A get of several keys, led by a key of the client's own (in a bucket no one else uses),
@@ -437,7 +438,27 @@ def concurrent_workload(port: int, clients: int, rounds: int, exch_pairs=()) -> 
         except (CheckFailed, OSError) as error:
             errors.append(f"client {n}: {error}")
 
+    def exch_beside_sets(n, a, b):
+        """exch a b over and over, or sets of a and b: each exch then meets a set in both of
+        its buckets, so a lock dropped too early (a guard inside an if) shows in TSan."""
+        try:
+            with LineClient(port, timeout=T(3)) as client:
+                for i in range(rounds):
+                    if n == 0:
+                        client.send(f"exch {a} {b}\r\n".encode())
+                        ok = read_reply(client) in (b"EXCHANGED\r\n", b"NOT_FOUND\r\n")
+                    else:
+                        client.send(f"set {(a, b)[i % 2]} 0 0 2\r\nxx\r\n".encode())
+                        ok = read_reply(client) == b"STORED\r\n"
+                    if not ok:
+                        errors.append(f"client exch-{n}: a wrong answer to {show_bytes(client.sent)}")
+                        return
+        except (CheckFailed, OSError) as error:
+            errors.append(f"client exch-{n}: {error}")
+
     threads = [threading.Thread(target=one_client, args=(n,), daemon=True) for n in range(clients)]
+    threads += [threading.Thread(target=exch_beside_sets, args=(n, a, b), daemon=True)
+                for a, b in exch_pairs[:1] for n in range(2)]
     for t in threads:
         t.start()
     for t in threads:
