@@ -98,7 +98,7 @@ class Background:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs())
         env, tmp = own_namespace_env(), tempfile.gettempdir()
         # The longest runs first (a whole lesson runs every check), so none is left alone at the end.
-        for key in sorted(wanted, key=lambda key: key[1] not in WHOLE_LESSON_RUNS.values()):
+        for key in sorted(wanted, key=lambda key: (key[1] not in WHOLE_LESSON_RUNS.values(), key)):
             self.jobs[key] = self.pool.submit(run_checks, argv_of(*key), env, tmp)
 
     def results(self, items) -> dict:
