@@ -24,6 +24,7 @@ import sys
 
 from checker.harness import (CheckFailed, T, check, fail, note, procfs, run, sandbox, show_bytes,
                              start_server, wait_until)
+from checker.harness import ask as harness_ask
 from checker.checks import blocking, protocol
 from checker.checks.version import Version, bind
 
@@ -82,21 +83,12 @@ def connect(port: int) -> socket.socket:
     return c
 
 
-def ask(c: socket.socket, request: bytes, ending: tuple = (b"END\r\n", b"STORED\r\n", b"ERROR\r\n",
-                                                          b"DELETED\r\n", b"NOT_FOUND\r\n")) -> bytes:
-    """Sends request, reads until the reply ends with one of `ending`, the peer closes, or
-    the timeout. Returns what came."""
-    c.sendall(request)
-    got = b""
-    try:
-        while not got.endswith(ending):
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except OSError:
-        pass
-    return got
+REPLY_ENDS = (b"END\r\n", b"STORED\r\n", b"ERROR\r\n", b"DELETED\r\n", b"NOT_FOUND\r\n")
+
+
+def ask(c: socket.socket, request: bytes, ending: tuple = REPLY_ENDS) -> bytes:
+    """Sends request and returns what came back by the end of a WeensyDB reply."""
+    return harness_ask(c, request, ending)
 
 
 def holders(s, client: socket.socket) -> list[int]:

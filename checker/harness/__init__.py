@@ -24,7 +24,7 @@ from .timeouts import T
 from .report import CheckFailed, CannotCheck, HeldBack, fail, cannot_check, note, expect_bytes, show_bytes
 from .checks import check
 from .procs import run, spawn, start_server, free_port, closed_port, Server, RunResult
-from .client import LineClient, connect
+from .client import LineClient, ask, connect
 from .capture import Capture, Packet, describe_all
 from .strace import trace, Trace, Syscall
 from .locktrace import LockTrace, locktrace_env

@@ -16,6 +16,22 @@ def connect(port: int, host: str = "127.0.0.1", timeout: float | None = None) ->
     return sock
 
 
+def ask(sock: socket.socket, request: bytes, ending: tuple[bytes, ...] | bytes) -> bytes:
+    """Sends request, then reads until what came ends with `ending` (one of them), the peer
+    closes, or the socket's timeout. Returns what came, however little: the caller judges."""
+    sock.sendall(request)
+    got = b""
+    try:
+        while not got.endswith(ending):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    return got
+
+
 class LineClient:
     """Talks a line-based protocol: send bytes, read lines or exact byte counts back."""
 

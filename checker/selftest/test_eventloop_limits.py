@@ -16,7 +16,7 @@ import socket
 
 import pytest
 
-from checker.harness import T, note, procfs, run, start_server, wait_until
+from checker.harness import T, ask, note, procfs, run, start_server, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LIMIT = 32          # the server's open-files limit, soft and hard: raise_open_files_limit cannot help
@@ -37,17 +37,7 @@ def binary(request) -> pathlib.Path:
 
 def get_x(sock) -> bytes:
     """Asks `get x` and returns the reply line (b"" if none came in time)."""
-    sock.sendall(b"get x\r\n")
-    got = b""
-    try:
-        while not got.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-    except OSError:
-        pass
-    return got
+    return ask(sock, b"get x\r\n", b"\n")
 
 
 def test_out_of_descriptors_the_loop_sleeps(binary):
