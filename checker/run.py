@@ -114,7 +114,10 @@ def pytest_args(args) -> list[str]:
         extra.append(f"--nc-json={args.json}")
     elif args.kind == "lessons":
         extra.append(f"--nc-json={ROOT / 'build' / 'last-run.json'}")
-    return common + [str(test_module(lesson)), f"--nc-lesson={lesson}", f"--nc-src-root={src}",
+    # (An interrupt dropped inside an at-fork handler is pytest's "unraisable" warning, a
+    # traceback under the student's report; the plugin stops the run at the next check.)
+    quiet = ["-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
+    return common + quiet + [str(test_module(lesson)), f"--nc-lesson={lesson}", f"--nc-src-root={src}",
                      f"--nc-bin-root={bins}", f"--nc-label={label}", *extra]
 
 

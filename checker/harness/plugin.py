@@ -7,6 +7,7 @@ ends), and writes the results as JSON for `make progress` and the self-tests.
 """
 import json
 import os
+import signal
 import time
 import traceback
 
@@ -73,9 +74,24 @@ class Report:
 _config = None   # for the keyboard-interrupt hook, which is not given the config
 
 
+_interrupted = False   # a Ctrl-C or SIGTERM came (its KeyboardInterrupt may have been lost)
+
+
+def _interrupt(signum, frame):
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def pytest_configure(config):
     global _config
     _config = config
+    # A KeyboardInterrupt raised while Python runs an at-fork handler (logging's, when a
+    # check starts a program) is dropped as "unraisable", and the run went on. The flag
+    # makes the next check stop the run however the exception fared.
+    if config.getoption("--nc-lesson"):
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     config._nc_report = Report(config)
     config._nc_planned = 0
     lesson = manifest.find(config.getoption("--nc-lesson") or "")
@@ -126,6 +142,8 @@ def pytest_collection_finish(session):
 
 
 def pytest_runtest_setup(item):
+    if _interrupted:
+        raise KeyboardInterrupt
     report = item.config._nc_report
     report.started_at[check_info(item)["id"]] = time.monotonic()
     for need in check_info(item)["needs"]:
