@@ -112,7 +112,7 @@ def test_out_of_descriptors(target, v):
                     extra.append(sock)
                     sock.sendall(b"get x\r\n")
                 # The extra clients wait in the backlog, and accept() fails: its CPU meanwhile.
-                share = procfs.cpu_share(pid, seconds=0.5)
+                use = procfs.cpu_use(pid, seconds=0.5)
                 doing = what_it_does(pid)
             except (CheckFailed, OSError):
                 if not ended(s):
@@ -128,12 +128,12 @@ def test_out_of_descriptors(target, v):
                      hint="EMFILE from accept() is a moment, not the end: the clients it has still "
                           "need it, and the next accept() works once one of them has left. Wait "
                           "a little and try again (accept_client in common/server.cc does)")
-            if share > SPIN_SHARE:
+            if use.busy(SPIN_SHARE):
                 said = s.stderr().splitlines()
-                fail(f"the server used {share:.0%} of a core while out of descriptors", tried=tried,
+                fail(f"the server used {use.share:.0%} of a core while out of descriptors", tried=tried,
                      expected=f"under {SPIN_SHARE:.0%}: a pause between accept() attempts while no "
                               f"descriptor is free",
-                     seen=f"{share:.0%} of a core over 0.5 s; its main thread was {doing}",
+                     seen=f"{use.words()} over 0.5 s; its main thread was {doing}",
                      details=[f"[the server] {said[-1].decode(errors='replace')}   "
                               f"({len(said):,} lines on stderr so far)"] if said else [],
                      hint="while the process is at its open-files limit, accept() fails at once, "
@@ -167,4 +167,4 @@ def test_out_of_descriptors(target, v):
              if leaked else "the accept loop must keep trying after EMFILE, and hand each client "
                             "it accepts to a thread as usual")
     note(f"open-files limit {LIMIT}: {room} clients held, {EXTRA} more waited while accept() "
-         f"failed; {share:.0%} of a core meanwhile; after {LEAVING} left, the {EXTRA} were served")
+         f"failed; {use.share:.0%} of a core meanwhile; after {LEAVING} left, the {EXTRA} were served")

@@ -67,6 +67,72 @@ def cpu_share(pid: int, seconds: float) -> float:
     return (cpu_seconds(pid) - cpu) / (time.monotonic() - start)
 
 
+@dataclass
+class CpuUse:
+    """How busy a process was over a window of wall time, in shares of one core.
+
+    `share` is the CPU time it got. `wanted` adds the time its threads were ready to
+    run but waited for a free core: on a loaded machine a loop that never sleeps gets
+    only part of a core, yet it still wants all of it. Whether a program sleeps is a
+    question for `wanted`, which the machine's load does not change. A program that naps
+    often waits for a core after each wake-up too (measured here: a loop of 10 ms naps
+    wanted 15% of a core on two cores shared with 8 or 20 endless loops), so `wanted`
+    decides only above one half."""
+    share: float
+    wanted: float
+
+    WANTED_LIMIT = 0.5
+
+    def busy(self, limit: float) -> bool:
+        """Did it use more than `limit` of a core, or want more than half of one?"""
+        return self.share > limit or self.wanted > max(limit, self.WANTED_LIMIT)
+
+    def words(self) -> str:
+        if self.wanted - self.share < 0.05:
+            return f"{self.share:.0%} of a core"
+        wanted = 1.0 if 1.0 < self.wanted < 1.05 else self.wanted   # (the two clocks' reads differ)
+        return (f"{self.share:.0%} of a core, and it was ready to run {wanted:.0%} of the "
+                f"time (it waited for the busy machine's cores the rest)")
+
+
+def _thread_run_ns(pid: int) -> dict[int, int] | None:
+    """Per thread, nanoseconds on a CPU plus nanoseconds waiting in a run queue
+    (/proc/PID/task/TID/schedstat, fields 1 and 2); None if this kernel does not keep them."""
+    times = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                on_cpu, waiting, _ = f.read().split()
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue     # the thread ended while we looked
+            return None      # no schedstat in this kernel (CONFIG_SCHED_INFO off)
+        except (OSError, ValueError):
+            continue
+        times[int(tid)] = int(on_cpu) + int(waiting)
+    return times
+
+
+def cpu_use(pid: int, seconds: float) -> CpuUse:
+    """How much of a core the process used, and wanted, over `seconds` of wall time (a
+    measurement window, not a synchronisation). Where the kernel keeps no run-queue
+    times, `wanted` is the CPU time alone."""
+    start, cpu, runs = time.monotonic(), cpu_seconds(pid), _thread_run_ns(pid)
+    time.sleep(seconds)
+    later, cpu_after = _thread_run_ns(pid), cpu_seconds(pid)
+    wall = time.monotonic() - start
+    share = (cpu_after - cpu) / wall
+    if runs is None or later is None:
+        return CpuUse(share, share)
+    # A thread started in the window counts from 0; one that ended is lost, as with the CPU time.
+    ran_ns = sum(ns - runs.get(tid, 0) for tid, ns in later.items())
+    return CpuUse(share, max(share, ran_ns / 1e9 / wall))
+
+
 def open_fds(pid: int) -> list[str]:
     """What each open descriptor of the process points to (readlink of /proc/PID/fd/N)."""
     targets = []

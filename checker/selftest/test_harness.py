@@ -5,7 +5,8 @@ import pathlib
 import shutil
 import time
 
-from checker.harness import T, run, start_server
+from checker.harness import T, procfs, run, spawn, start_server
+from checker.harness.procs import kill_group
 from checker.harness import target as target_module
 from checker.harness.capture import Packet
 from checker.harness.report import caret_diff, first_difference, show_bytes
@@ -134,3 +135,26 @@ def test_a_changed_header_or_part_means_every_program_is_compiled(monkeypatch):
     assert programs_copied(monkeypatch, header, "18-unix-sockets") == []
     part = tree_with("reuse-part", "18-unix-sockets", "shared_table.cc", lambda text: text + "\n// changed\n")
     assert programs_copied(monkeypatch, part, "18-unix-sockets") == []
+
+
+def test_a_loop_that_never_sleeps_wants_a_core_on_a_busy_machine():
+    """The idle-CPU checks judge what a program wants, not what it got: in CI, five lesson
+    runs share two cores, and a polling loop once got only 28% of one, so a check that read
+    the CPU time alone failed a right program (and would pass a wrong one)."""
+    spin = ["sh", "-c", "while :; do :; done"]
+    spinners = [spawn(spin) for _ in range(2 * (os.cpu_count() or 1) + 1)]
+    sleeper = spawn(["sleep", "60"])
+    napper = spawn(["/usr/bin/python3", "-c", "import time\nwhile True: time.sleep(0.01)"])
+    try:
+        busy = procfs.cpu_use(spinners[0].pid, seconds=0.5)
+        idle = procfs.cpu_use(sleeper.pid, seconds=0.5)
+        napping = procfs.cpu_use(napper.pid, seconds=0.5)
+    finally:
+        for proc in [*spinners, sleeper, napper]:
+            kill_group(proc)
+    assert busy.share < 0.8, f"the spinners did not crowd each other out: {busy}"
+    assert busy.wanted > 0.9 and busy.busy(0.10) and busy.busy(0.3), busy
+    assert "it was ready to run" in busy.words(), busy.words()
+    assert idle.wanted < 0.05 and not idle.busy(0.10), idle
+    # a 10 ms nap between tries is the pause the EMFILE check asks for, even on a busy machine
+    assert not napping.busy(0.10), napping

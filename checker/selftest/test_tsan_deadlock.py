@@ -248,7 +248,9 @@ def built(builds, name) -> pathlib.Path:
 
 
 class Hung:
-    """The program running `mode` until `waiters` of its threads are blocked on a mutex."""
+    """The program running `mode` until `waiters` of its threads are blocked on a mutex and
+    its main thread waits in join (the state a diagnosis after a long timeout would see;
+    waiting only for the mutex once let the main thread be caught before its join)."""
 
     def __init__(self, binary, mode, log_dir, waiters):
         self.binary, self.mode, self.log_dir, self.waiters = binary, mode, log_dir, waiters
@@ -265,14 +267,17 @@ class Hung:
             proc = spawn([*wrapper, self.binary, self.mode], stdout=subprocess.DEVNULL, stderr=err,
                          env=tsan_env(self.log_dir))
         try:
-            blocked = wait_until(lambda: proc.poll() is not None or sum(
-                t.wait == "mutex" for t in thread_states(proc.pid)) >= self.waiters, T(10),
-                "the threads blocked on their mutexes", interval=0.02)
-            assert blocked, f"{self.mode}: no thread blocked on a mutex"
+            blocked = wait_until(lambda: proc.poll() is not None or self._all_blocked(proc.pid), T(10),
+                                 "the threads blocked on their mutexes and main in join", interval=0.02)
+            assert blocked, f"{self.mode}: no thread blocked on a mutex, or main not in join"
         except BaseException:
             kill_group(proc)
             raise
         return proc
+
+    def _all_blocked(self, pid) -> bool:
+        waits = [t.wait for t in thread_states(pid)]
+        return waits.count("mutex") >= self.waiters and "join" in waits
 
     def _stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
