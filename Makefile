@@ -55,18 +55,24 @@ $(foreach v,$(VARIANTS),$(eval $(call common_rules,$(v))))
 # beside it that the student writes and that hold no main, e.g. lesson 13's poller.cc).
 # parts_of(path/NN-slug/NAME) = the parts of lesson NN-slug, in path/NN-slug/.
 parts_of = $(addprefix $(dir $(1)),$(PARTS_$(notdir $(patsubst %/,%,$(dir $(1))))))
+# compile_program(variant, parts): compile and link the program $@ from $< and its parts.
+# gcc names the dependency file after the output (NAME.d), so with several sources each
+# source's list overwrites the one before: the main source goes last and keeps its list,
+# and -MM adds the parts' includes after it (so a change to any header rebuilds the program).
+compile_program = $(CXX) $(CXXFLAGS_BASE) $(FLAGS_$(1)) -MMD -MP $(2) $< $(call common_lib,$(1)) -o $@$(if \
+	$(strip $(2)), && $(CXX) $(CXXFLAGS_BASE) -MM -MP -MT $@ $(2) >> $@.d)
 .SECONDEXPANSION:
 # $(1) = output root, $(2) = source root.
 define program_rules
 $(1)/%: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,plain)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_plain) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,plain) -o $$@
+	$$(call compile_program,plain,$$(call parts_of,$(2)/$$*))
 $(1)/%-asan: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,asan)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_asan) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,asan) -o $$@
+	$$(call compile_program,asan,$$(call parts_of,$(2)/$$*))
 $(1)/%-tsan: $(2)/%.cc $$$$(call parts_of,$(2)/$$$$*) $(call common_lib,tsan)
 	@mkdir -p $$(@D)
-	$$(CXX) $$(CXXFLAGS_BASE) $$(FLAGS_tsan) -MMD -MP $$< $$(call parts_of,$(2)/$$*) $(call common_lib,tsan) -o $$@
+	$$(call compile_program,tsan,$$(call parts_of,$(2)/$$*))
 endef
 $(eval $(call program_rules,$(BUILD)/lessons,lessons))
 $(eval $(call program_rules,$(BUILD)/solutions,solutions))

@@ -137,6 +137,17 @@ def test_a_changed_header_or_part_means_every_program_is_compiled(monkeypatch):
     assert programs_copied(monkeypatch, part, "18-unix-sockets") == []
 
 
+def test_a_program_with_parts_depends_on_every_header_its_sources_include(monkeypatch):
+    """gcc writes one NAME.d per output, so a program compiled from several sources once kept
+    only the last source's includes, and a header only the main source includes could
+    change without the program being rebuilt."""
+    src_root = tree_with("deps", "13-select", "weensydb.cc", lambda text: text + "\n// changed\n")
+    assert programs_copied(monkeypatch, src_root, "13-select") == []
+    program = ROOT / src_root.replace("build/src/", "build/") / "13-select" / "weensydb"
+    deps = (program.parent / "weensydb.d").read_text()
+    assert "common/event_loop.h" in deps, f"weensydb.cc's includes are missing from its .d file:\n{deps}"
+    assert "common/poller.h" in deps, f"poller.cc's includes are missing from weensydb.d:\n{deps}"
+
 def test_a_loop_that_never_sleeps_wants_a_core_on_a_busy_machine():
     """The idle-CPU checks judge what a program wants, not what it got: in CI, five lesson
     runs share two cores, and a polling loop once got only 28% of one, so a check that read
