@@ -1,4 +1,4 @@
-"""The self-tests' order: the mutant and starter runs start in the background as soon as
+"""The self-tests' order: the solution, starter and mutant runs start in the background as soon as
 the tests are collected (checker/selftest/lesson_runs.py), and the tests that look at
 them go last, so the other self-tests run while the runs go on."""
 import pytest

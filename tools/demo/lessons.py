@@ -135,7 +135,7 @@ def demos() -> dict:
 
     d["05"] = Demo("05", WDB_PANES, wdb, blocked_by_a_bad_client(NEVER_CLOSE, "lesson 06")[:3] + [
         Step("the threads' stacks: who holds the mutex, who waits?", "inside", GDB,
-             see=r"lock_guard|__lll_lock_wait|futex_wait"),
+             see=r"lock_guard|__lll_lock_wait|futex_wait", unseen=("client", r"(?m)^END")),
         Step("Ctrl-C the bad client", "bad client", press="C-c", see=r"(?m)^END", look="client"),
     ])
 
@@ -147,7 +147,7 @@ def demos() -> dict:
     d["07"] = Demo("07", WDB_PANES, wdb, served_beside_a_bad_client(NEVER_CLOSE) + [
         Step("a mutex per bucket: how many mutexes?", "inside",
              "gdb -p $(pidof weensydb) -batch -ex 'print sizeof(bucket_mutex)/sizeof(bucket_mutex[0])'",
-             see=r"\$1 = \d+"),
+             see=r"\$1 = 1024"),   # NBUCKETS, common/wdb_table.h
     ])
 
     d["08"] = Demo("08", WDB_PANES, wdb, [
@@ -187,27 +187,31 @@ def demos() -> dict:
         Step("a thread each: how much memory?", "load",
              "grep -E 'Threads|VmSize|VmRSS' /proc/$(pidof weensydb)/status", see=r"Threads:\s+1001"),
         Step("lesson 11's program: the whole table", "load",
-             "{sol}/c10k_threads -p {port} -s $(pidof weensydb)"),
+             "{sol}/c10k_threads -p {port} -s $(pidof weensydb)",
+             see=r"before any connection: \d+ thread"),
     ], builds=["build/solutions/10-weensydb-8/weensydb", "{sol}/c10k_threads"])
 
     loop_server = "prlimit --nofile=4096 {sol}/weensydb -p {port}"
-    top = Step("the server's CPU with no client at all?", "top", "top -p $(pidof weensydb)")
+    def top(see: str) -> Step:   # see: top's row for the server (state, %CPU)
+        return Step("the server's CPU with no client at all?", "top", "top -p $(pidof weensydb)", see=see)
     load = Step("one client's round trips: p50?", "load", "build/tools/wdb_bench -p {port} -c 1 -d 3",
                 see=r"p50")
     d["12"] = Demo("12", C10K_PANES, loop_server, [
-        top,
-        Step("what is it doing?", "load", "timeout 1 strace -c -p $(pidof weensydb)", see=r"errors"),
+        top(r"\sR\s+(\d\d|100)\.\d\s"),   # running, at 10% of a core or more
+        Step("what is it doing?", "load", "timeout 1 strace -c -p $(pidof weensydb)",
+             see=r"(?m)\s(\d{3,})\s+\1\s+accept$"),   # hundreds of accept() calls, every one failed
         load,
     ], builds=["{sol}/weensydb", "build/tools/wdb_bench"])
     for n in ("13", "14"):
         d[n] = Demo(n, C10K_PANES, loop_server, [
-            top, load,
+            top(r"\sS\s+0\.0\s"), load,   # asleep, 0.0% of a core
             Step("1,000 idle clients", "hold", HOLD, see="1000 held"),
             Step("the same load beside them: p50?", "load", "build/tools/wdb_bench -p {port} -c 1 -d 3",
                  see=r"(?s)p50.*p50"),
         ], builds=["{sol}/weensydb", "build/tools/wdb_bench"])
     d["13"].steps.append(Step("what select() is handed on each call", "load",
-                              "timeout 1 strace -e trace=pselect6 -p $(pidof weensydb)"))
+                              "timeout 1 strace -e trace=pselect6 -p $(pidof weensydb)",
+                              see=r"pselect6\(\d+, \[\d+"))
 
     d["15"] = Demo("15", ["server", "client", "packets"],
                    "{sol}/httpd -p {port} --defer-accept --cork --no-quickack", [
