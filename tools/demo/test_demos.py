@@ -27,6 +27,7 @@ from checker.checks import ladder
 from checker.harness.waiting import wait_until
 from tools.demo.__main__ import build, go_to, open_demo
 from tools.demo.lessons import DEMOS
+from tools.demo import session as session_module
 from tools.demo.session import ROOT, Session
 
 
@@ -115,6 +116,25 @@ def test_demo(number):
         run_steps(demo, session, port)
         running = session.processes()
         assert len(running) >= 3, f"the demo runs only {running}"
+    finally:
+        left = session.end()
+    assert not left, f"processes were left after the demo ended (killed by pid): {left}"
+    assert not session.processes()
+
+
+def test_a_demo_without_namespaces(monkeypatch):
+    """Where unshare is forbidden (some containers), a demo runs on the machine's own loopback:
+    its steps still show their point, and ending it leaves nothing behind (no PID namespace
+    kills the rest: end() hangs up each pane's process group)."""
+    monkeypatch.setattr(session_module, "namespaces_prefix", lambda: [])
+    demo, port = DEMOS["03"], free_port()
+    build(demo, port)
+    session = Session(port)
+    open_demo(demo, port, "200x60")
+    try:
+        assert session.option("contained") == "no"
+        run_steps(demo, session, port)
+        assert len(session.processes()) >= 3, session.processes()
     finally:
         left = session.end()
     assert not left, f"processes were left after the demo ended (killed by pid): {left}"
