@@ -36,17 +36,21 @@ SET_BIG = b"set big 0 0 %d\r\n" % wdb.MAX_VALUE
 FD_SETSIZE = 1024
 
 
-@check("an idle server uses almost no CPU", needs=["never_close"], when="event_loop",
+WAKEUPS_PER_SECOND = 20   # an idle loop with no timer wakes 0 times (the solutions: 0)
+
+
+@check("an idle server sleeps: almost no CPU, no wake-ups", needs=["never_close"], when="event_loop",
        bug=("idle_burn", "an idle server keeps a core busy"))
 def test_idle_cpu(target, v):
     calls, hint = "", None
     with server(target) as s, wdb.NeverClose(s), wdb.NeverClose(s), wdb.HalfRequest(s):
         use = procfs.cpu_use(s.pid, seconds=1.0)
         doing = what_it_does(s.pid)
-        if use.busy(0.10) and not v.idle_burn:
+        wakes = use.wakeups / use.seconds
+        if (use.busy(0.10) or wakes > WAKEUPS_PER_SECOND) and not v.idle_burn:
             calls, hint = busy_hint(s.pid, v)   # (only now: strace slows what it watches)
-    tried = ("3 clients connected, served once, then silent; the server's CPU time over 1 s, and its "
-             "time waiting for a core")
+    tried = ("3 clients connected, served once, then silent; over 1 s, the server's CPU time, its "
+             "time waiting for a core, and how often it went to sleep")
     if v.idle_burn:
         if not use.busy(0.3):
             fail(f"the server used only {use.share:.0%} of a core while idle", tried=tried,
@@ -61,7 +65,15 @@ def test_idle_cpu(target, v):
         fail(f"the server used {use.share:.0%} of a core while idle", tried=tried,
              expected="under 10%: asleep until a socket is ready",
              seen=f"{use.words()}; its thread was {doing}; {calls}", hint=hint)
-    note(f"{use.share:.1%} of a core while idle; its thread was {doing}")
+    if wakes > WAKEUPS_PER_SECOND:
+        fail(f"the idle server woke up {use.wakeups:,} times in {use.seconds:.1f} s", tried=tried,
+             expected=f"asleep until a socket is ready: no wake-ups while nothing happens (at most "
+                      f"{WAKEUPS_PER_SECOND} a second)",
+             seen=f"{use.wakeups:,} sleeps ended (voluntary context switches, /proc/PID/task/*/status) "
+                  f"and {use.share:.1%} of a core; {calls}", hint=hint)
+    note(f"{use.share:.1%} of a core and {use.wakeups} wake-up{'' if use.wakeups == 1 else 's'} in "
+         f"{use.seconds:.1f} s while idle; "
+         f"its thread was {doing}")
 
 
 @check("a reply far larger than the socket buffers arrives whole", needs=["protocol"], when="event_loop")
@@ -653,6 +665,14 @@ def busy_hint(pid: int, v) -> tuple[str, str]:
         return (f"{len(calls):,} {name}() calls in 0.3 s, each with a timeout of 0, e.g. {example}",
                 f"a timeout of 0 means \"return at once\", so the loop never sleeps: to wait "
                 f"until a descriptor is ready, pass {nothing} (no timeout)")
+    timed_out = [c for c in calls if c[2] == 0]
+    if len(timed_out) * 2 > len(calls):
+        example = f"{timed_out[0][0]}({timed_out[0][1]}) = 0"
+        nothing = "-1" if "epoll" in name or "poll" == name else "nullptr"
+        return (f"{len(calls):,} {name}() calls in 0.3 s, {len(timed_out):,} of them ended by their "
+                f"timeout with nothing ready, e.g. {example}",
+                f"a timeout wakes the loop for nothing: with no timer to run, pass {nothing} (no "
+                f"timeout) and {name}() returns only when a descriptor is ready")
     ready = collections.Counter()
     for _, args, result, tail in calls:
         if result <= 0:

@@ -19,10 +19,11 @@ KIB = 1024
 
 # ---- one process ------------------------------------------------------------------
 
-def status(pid: int) -> dict[str, str]:
-    """/proc/PID/status as {field: value text}, e.g. {"VmRSS": "1234 kB", "Threads": "3"}."""
+def status(pid: int, tid: int | None = None) -> dict[str, str]:
+    """/proc/PID/status (or one thread's, /proc/PID/task/TID/status) as {field: value text},
+    e.g. {"VmRSS": "1234 kB", "Threads": "3"}."""
     fields = {}
-    with open(f"/proc/{pid}/status") as f:
+    with open(f"/proc/{pid}/status" if tid is None else f"/proc/{pid}/task/{tid}/status") as f:
         for line in f:
             name, _, value = line.partition(":")
             fields[name] = value.strip()
@@ -80,6 +81,8 @@ class CpuUse:
     decides only above one half."""
     share: float
     wanted: float
+    wakeups: int = 0       # times its threads went to sleep in the window (and were woken)
+    seconds: float = 1.0   # the window
 
     WANTED_LIMIT = 0.5
 
@@ -117,20 +120,38 @@ def _thread_run_ns(pid: int) -> dict[int, int] | None:
     return times
 
 
+def wakeups(pid: int) -> int:
+    """How many times the process's threads have gone to sleep of their own accord: in a
+    wait call, a sleep, a blocking read (voluntary_ctxt_switches, summed over
+    /proc/PID/task/TID/status; the process's own status counts its main thread only)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return total
+    for tid in tids:
+        try:
+            total += int(status(pid, int(tid)).get("voluntary_ctxt_switches", "0"))
+        except (OSError, ValueError):
+            continue   # the thread ended while we looked
+    return total
+
+
 def cpu_use(pid: int, seconds: float) -> CpuUse:
     """How much of a core the process used, and wanted, over `seconds` of wall time (a
     measurement window, not a synchronisation). Where the kernel keeps no run-queue
     times, `wanted` is the CPU time alone."""
-    start, cpu, runs = time.monotonic(), cpu_seconds(pid), _thread_run_ns(pid)
+    start, cpu, runs, slept = time.monotonic(), cpu_seconds(pid), _thread_run_ns(pid), wakeups(pid)
     time.sleep(seconds)
-    later, cpu_after = _thread_run_ns(pid), cpu_seconds(pid)
+    later, cpu_after, slept_after = _thread_run_ns(pid), cpu_seconds(pid), wakeups(pid)
     wall = time.monotonic() - start
     share = (cpu_after - cpu) / wall
+    woken = max(0, slept_after - slept)
     if runs is None or later is None:
-        return CpuUse(share, share)
+        return CpuUse(share, share, woken, wall)
     # A thread started in the window counts from 0; one that ended is lost, as with the CPU time.
     ran_ns = sum(ns - runs.get(tid, 0) for tid, ns in later.items())
-    return CpuUse(share, max(share, ran_ns / 1e9 / wall))
+    return CpuUse(share, max(share, ran_ns / 1e9 / wall), woken, wall)
 
 
 def open_fds(pid: int) -> list[str]:

@@ -347,6 +347,13 @@ def lesson_13_students() -> list[Mutant]:
                {"idle_cpu": "timeout of 0"},
                "gives select() a zero timeval for \"no timeout\": select() returns at once, "
                "every time", student=True),
+        Mutant("short-timeout", POLLER,
+               [("    if (select(highest + 1, &readable, &writable, nullptr, nullptr) < 0) {\n",
+                 "    timeval tick{0, 1000};   // wake up every millisecond, just in case\n"
+                 "    if (select(highest + 1, &readable, &writable, nullptr, &tick) < 0) {\n")],
+               {"idle_cpu": "woke up"},
+               "gives select() a 1 ms timeout \"just in case\": little CPU, but a thousand "
+               "wake-ups a second for nothing", student=True),
         Mutant("setsize-exits", POLLER,
                [("    if (fd >= FD_SETSIZE)\n        return false;\n",
                  "    if (fd >= FD_SETSIZE) {\n"
@@ -405,4 +412,10 @@ def lesson_14_students() -> list[Mutant]:
                {"idle_cpu": "timeout of 0"},
                "passes epoll_wait() a timeout of 0 (return at once) for \"no timeout\" (-1)",
                student=True),
+        Mutant("timeout-ten-ms", POLLER,
+               [("    int n = epoll_wait(poller->epoll_fd, events, 256, -1);\n",
+                 "    int n = epoll_wait(poller->epoll_fd, events, 256, 10);   // look around every 10 ms\n")],
+               {"idle_cpu": "woke up"},
+               "passes epoll_wait() a 10 ms timeout: it returns 0 a hundred times a second with "
+               "nothing to do", student=True),
     ]
