@@ -138,6 +138,25 @@ STUDENT = [
            {"reader_failure_reported": "never ended"},
            "opens the FIFO for writing with a plain blocking open(): when sqlite3 fails before it "
            "opens the FIFO, that open() waits for ever", student=True),
+    Mutant("status-of-last-to-end", "pipeline.cc",
+           [("        if (pid == filter)\n            filter_status = status;\n",
+             "        filter_status = status;   // the last child to end ends the pipeline\n")],
+           {"exit_statuses": "not exit status 1 (false's)"},
+           "keeps the status of the child that ended last, not the filter's: `pipeline 'sleep 0.5' "
+           "false` exits 0, sleep's (with `true false` it depends on which ends last)", student=True),
+    Mutant("handler-exits", "fifo_load.cc",
+           [("    unlink(fifo_path);\n    if (writer_pid > 0)\n        kill(writer_pid, SIGTERM);\n"
+             "    if (reader_pid > 0)\n        kill(reader_pid, SIGTERM);\n    signal(sig, SIG_DFL);\n"
+             "    raise(sig);\n",
+             "    (void)sig;\n    unlink(fifo_path);\n    _exit(130);   // 128 + SIGINT, as a shell says\n")],
+           {"fifo_removed_after_ctrl_c": "not killed by SIGINT"},
+           "its SIGINT handler unlinks the FIFO and _exit()s: the children are left running, and "
+           "its parent sees exit status 130, not death by SIGINT", student=True),
+    Mutant("fifo-left-nonblocking", "fifo_load.cc",
+           [("    fcntl(fifo_out, F_SETFL, fcntl(fifo_out, F_GETFL) & ~O_NONBLOCK);\n", "")],
+           {"loads_rows": "still has the O_NONBLOCK"},
+           "leaves O_NONBLOCK on the FIFO's write end it gives gzip: gzip's write() fails with "
+           "EAGAIN once the pipe is full", student=True),
 ]
 
 
