@@ -1,7 +1,9 @@
 """Mutants of lesson 19's UDP lookup service and multicast programs: a client without an id
 check, retries without backoff, a server answering a fixed address, an ICMP error ignored, a
 group never left; and the wrong programs students write (a short buffer without MSG_TRUNC,
-a client that never gives up, a duplicate counted twice, a leave that still hears)."""
+a client that never gives up, a duplicate counted twice, a leave that still hears, an empty
+datagram taken for a close, a first wait already doubled, a give-up that exits at once, -r
+read as the number of tries)."""
 from . import Mutant
 
 RECVFROM = """    length = recvfrom(fd, buffer, sizeof buffer, MSG_TRUNC,
@@ -125,6 +127,38 @@ STUDENT = [
            {"answers": "did not print the three answers"},
            "cuts the key one byte early: every key starts with a space, and none is found",
            student=True),
+    Mutant("empty-datagram-ends-server", "udp_server.cc",
+           [("""    if (length < 0) {
+        if (errno != EINTR)
+            std::perror("recvfrom");
+        return;
+    }
+""", """    if (length <= 0) {   // an error, or the client is gone
+        std::perror("recvfrom");
+        std::exit(1);
+    }
+""")],
+           {"truncation": "after an empty datagram"},
+           "takes a recvfrom() of 0 for the end of the conversation, as read() on TCP: an empty "
+           "datagram, which anyone may send, stops the server", student=True),
+    Mutant("first-wait-doubled", "udp_lookup.cc",
+           [(BACKOFF + "    request.tries++;\n",
+             "    request.tries++;\n"
+             "    request.timeout_ms = options.timeout_ms << request.tries;   // doubles each try\n")],
+           {"backoff": "the first wait must be the -t timeout itself"},
+           "doubles the timeout from the first try on (counted before the shift): it waits 200, 400, "
+           "800 ms for -t 100, never the timeout it was given", student=True),
+    Mutant("exits-at-first-give-up", "udp_lookup.cc",
+           [("        request.done = true;\n        return false;\n",
+             "        std::exit(2);   // give up: exit with status 2\n")],
+           {"gives_up": "not every key it gave up was named"},
+           "exits with status 2 as soon as one request is given up: the other keys given up at the "
+           "same moment are never named", student=True),
+    Mutant("retries-off-by-one", "udp_lookup.cc",
+           [(GIVE_UP, "    if (request.tries == options.retries) {   // -r 4: four tries\n")],
+           {"backoff": "did not send 5 times"},
+           "reads -r RETRIES as the number of tries, not of resends: a request goes out once less "
+           "than asked", student=True),
 ]
 
 
