@@ -13,9 +13,11 @@ import re
 import signal
 import socket
 import threading
+import time
 
 from checker.harness import T, check, fail, note, procfs, sandbox, start_server, trace, wait_until
 from checker.harness.report import first_difference
+from checker.harness.strace import Syscall
 from checker.harness.target import tool
 from checker.harness.watch import run_watched
 
@@ -117,6 +119,9 @@ def content_hint(got: bytes, want: bytes, args) -> str:
     if at is not None and at < len(got) and got[at] == 0:
         return (f"a zero byte at {at}, where the object has none: a hole no range filled, or a pwrite at the wrong "
                 "offset (TODO 5 slices, TODO 1 offset + received)")
+    if "--splice" in args and "--parallel" in args:
+        return ("the bytes differ, with --splice only: do the threads share one pipe? A pipe keeps bytes "
+                "in order, not per socket, so each thread needs its own, made in splice_body() (TODO 2)")
     if "--splice" in args:
         return ("the bytes differ: did the body bytes that came with the header get lost? Take only "
                 "the header off the socket, and let splice() move the whole body (TODO 2)")
@@ -213,10 +218,21 @@ class Misbehaving:
     body (whole or range) stops at 60 % and the connection closes; mode "416": HEAD gives
     the size, and every range gets 416 (as if the object had shrunk in between); mode
     "together": all is well, but the header and the body leave in one send(), so the
-    header's first recv() finds body bytes behind it (course-httpd writes them apart)."""
+    header's first recv() finds body bytes behind it (course-httpd writes them apart);
+    mode "pieces": the header leaves in PIECES parts, 50 ms apart, the blank line that ends
+    it cut in two; mode "at once": no range is answered until `ranges` range requests are
+    waiting for their answer (or HOLD seconds have passed: then none is held any more), and
+    most_at_once says how many ever waited together."""
 
-    def __init__(self, size: int, mode: str):
-        self.size, self.mode = size, mode
+    PIECES = 4
+    HOLD = 5
+
+    def __init__(self, size: int, mode: str, ranges: int = 0):
+        self.size, self.mode, self.ranges = size, mode, ranges
+        self.waiting = threading.Condition()
+        self.open_ranges = 0           # range requests received and not yet answered
+        self.most_at_once = 0
+        self.held_in_vain = False      # HOLD seconds passed before `ranges` were waiting together
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.listener.settimeout(0.2)
@@ -265,9 +281,39 @@ class Misbehaving:
                     conn.sendall(head)
                     return
                 body = text(size)[first:last + 1]
-                conn.sendall(head + (body[:len(body) * 6 // 10] if self.mode == "short" else body))
+                if self.mode == "pieces":
+                    self._send_in_pieces(conn, head + body, len(head))
+                    return
+                if m and self.mode == "at once":
+                    self._hold_until_all_ranges_wait()
+                try:
+                    conn.sendall(head + (body[:len(body) * 6 // 10] if self.mode == "short" else body))
+                finally:
+                    if m and self.mode == "at once":
+                        with self.waiting:
+                            self.open_ranges -= 1
             except OSError:
                 pass
+
+    def _hold_until_all_ranges_wait(self):
+        with self.waiting:
+            self.open_ranges += 1
+            self.most_at_once = max(self.most_at_once, self.open_ranges)
+            self.waiting.notify_all()
+            if not self.waiting.wait_for(lambda: self.held_in_vain or self.most_at_once >= self.ranges,
+                                         timeout=T(self.HOLD)):
+                self.held_in_vain = True
+                self.waiting.notify_all()
+
+    def _send_in_pieces(self, conn, reply: bytes, header_length: int):
+        """The header in PIECES parts, 50 ms apart: "HTTP/", up to the middle of the header, up
+        to the last header line's CRLF, then the blank line's CRLF with the body behind it."""
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cuts = [0, 5, header_length // 2, header_length - 2, len(reply)]
+        for a, b in zip(cuts, cuts[1:]):
+            conn.sendall(reply[a:b])
+            if b < len(reply):
+                time.sleep(0.05)
 
 
 # ---- the checks ---------------------------------------------------------------------------
@@ -289,7 +335,7 @@ def test_copy_identical(target, tmp_path):
 
 
 @check("--splice saves the object byte for byte (read+write and sendfile() server; header and "
-       "body in one send())", needs=["build"])
+       "body in one send(); a header that arrives in pieces)", needs=["build"])
 def test_splice_identical(target, tmp_path):
     for server_args in ((), ("--sendfile",)):
         with course_httpd(*server_args) as httpd:
@@ -299,8 +345,24 @@ def test_splice_identical(target, tmp_path):
         for args in ([], ["--splice"]):
             place = Place(tmp_path, "together" + "".join(args).replace("-", ""))
             expect_saved(target, place, server.port, "/object", text(ODD), args)
+    size = 100_000
+    with Misbehaving(size, "pieces") as server:
+        for args in ([], ["--splice"]):
+            place = Place(tmp_path, "pieces" + "".join(args).replace("-", ""))
+            result = fetch(target, server.port, "/object", place, args)
+            if not result.timed_out and result.returncode is not None and result.returncode > 0:
+                fail(f"a reply whose header arrived in pieces: the download failed ({result.exit_description()})",
+                     tried=tried(target, server.port, "/object", place.out, args) +
+                     f" (the checker's server: the header in {Misbehaving.PIECES} pieces, 50 ms apart, the "
+                     "blank line that ends it cut in two: \\r\\n | \\r\\n)",
+                     expected=f"exit status 0 and {size} bytes in {place.out.name}",
+                     seen=last_error(result) or "nothing on stderr", details=result.stderr_lines(),
+                     hint="one recv() (or one MSG_PEEK) returns what has arrived so far, which may be part "
+                          "of the header: keep reading until the blank line has arrived, and look for "
+                          "\\r\\n\\r\\n in everything read so far, not in the last piece alone (read_header)")
+            expect_saved(target, place, server.port, "/object", text(size), args, result=result)
     note("also from a server that sends the header and the body in one send(): body bytes "
-         "wait behind the header")
+         "wait behind the header; and from one that sends the header in pieces")
 
 
 @check("--parallel N saves the object byte for byte (N = 2, 3, 4, 7; and with --splice)", needs=["build"])
@@ -471,6 +533,86 @@ def test_ranges_once(target, tmp_path):
         expect_saved(target, place, httpd.port, f"/bytes/{size}", text(size), args, result=result)
     note(f"e.g. --parallel 7 over {ODD} bytes: slices of {-(-ODD // 7)} bytes, the last "
          f"{ODD - 6 * -(-ODD // 7)}")
+
+
+PIPE_ENDS = re.compile(r"^\[(\d+), (\d+)\]")
+
+
+def shared_pipes(calls: list[Syscall]) -> list[str]:
+    """The pipes (made by pipe()/pipe2()) that more than one thread spliced through, as
+    "pipe [r, w]: threads A, B"; [] if every pipe served one thread."""
+    pipe_of, ends, users = {}, {}, {}     # fd -> pipe number; pipe -> its fds; pipe -> tids
+    for c in calls:
+        if c.name in ("pipe", "pipe2") and c.result == 0 and (m := PIPE_ENDS.match(c.args)):
+            number = len(ends)
+            ends[number] = [int(m.group(1)), int(m.group(2))]
+            for fd in ends[number]:
+                pipe_of[fd] = number
+        elif c.name == "close" and c.result == 0 and c.args.strip().isdigit():
+            pipe_of.pop(int(c.args), None)   # its number may come back, as another pipe or a socket
+        elif c.name == "splice":
+            parts = c.args.split(", ")
+            for fd in (parts[0], parts[2] if len(parts) > 2 else ""):
+                if fd.isdigit() and int(fd) in pipe_of:
+                    users.setdefault(pipe_of[int(fd)], set()).add(c.pid)
+    return [f"pipe {ends[p]}: threads {', '.join(map(str, sorted(tids)))}"
+            for p, tids in sorted(users.items()) if len(tids) > 1]
+
+
+@check("--parallel N: the N ranges are asked for at once, each on its own connection (and with "
+       "--splice, each thread splices through a pipe of its own)", needs=["build"])
+def test_parallel_at_once(target, tmp_path):
+    size, n = 1_000_000, 4
+    args = ["--parallel", str(n)]
+    with Misbehaving(size, "at once", ranges=n) as server:
+        place = Place(tmp_path, "atonce")
+        result = fetch(target, server.port, "/object", place, args, timeout=T(60))
+        most = server.most_at_once
+        how = (tried(target, server.port, "/object", place.out, args) +
+               f" (the checker's server: HEAD says {size} bytes; it answers no range until {n} range "
+               f"requests are waiting, or {Misbehaving.HOLD} s have passed)")
+    if most == 0:
+        expect_saved(target, place, server.port, "/object", text(size), args, result=result)
+        fail(f"--parallel {n} saved the object without one Range request", tried=how,
+             expected=f"{n} GET requests with `Range: bytes=A-B`, at once", seen="no Range header reached the server",
+             hint="after the HEAD, each slice is its own GET with a Range header: fetch_range() (TODO 5)")
+    if most < n:
+        fail(f"--parallel {n} never had its {n} ranges open at once: at most {most}", tried=how,
+             expected=f"{n} connections, each with its Range request sent, at the same time",
+             seen=("each range was asked for only after the one before it had been answered" if most == 1 else
+                   f"at most {most} range requests waiting for their answer at the same time") +
+                  f"; the server held the answers {Misbehaving.HOLD} s in vain, then gave in",
+             details=result.stderr_lines(),
+             hint="start a thread for every slice first, and only then join() them all: a join() inside the "
+                  "loop that starts them waits for each slice before the next one is asked for, and N "
+                  "connections take as long as one (TODO 5)")
+    expect_saved(target, place, server.port, "/object", text(size), args, result=result)
+
+    # --splice: one pipe per thread. A pipe holds bytes in order, not per socket: threads that
+    # share one take each other's bytes whenever their splices interleave.
+    args = ["--parallel", "3", "--splice"]
+    with course_httpd() as httpd:
+        place = Place(tmp_path, "pipes")
+        t = trace(argv(target, httpd.port, f"/bytes/{ODD}", place.out, args),
+                  ["pipe", "pipe2", "splice", "close"], timeout=T(60))
+        t.run.activity = None
+        how = f"strace -f -e trace=pipe,pipe2,splice,close {tried(target, httpd.port, f'/bytes/{ODD}', place.out, args)}"
+        shared = shared_pipes(t.calls)
+        if shared:
+            got = place.out.read_bytes() if place.out.exists() else None
+            at = first_difference(text(ODD), got) if got is not None else None
+            fail("with --parallel and --splice, threads spliced through the same pipe", tried=how,
+                 expected="each thread's splice() calls go through a pipe that thread alone uses",
+                 seen="; ".join(shared[:3]) + (f"; the file differs from the object from byte {at} on"
+                                               if at is not None else ""),
+                 details=[f"[{c.pid}] {c}" for c in t.calls if c.name != "close"][:10],
+                 hint="a pipe keeps bytes in order, not per socket: when two threads' splices interleave, "
+                      "one takes the other's bytes and writes them at its own offset" +
+                      (" (this time it happened)" if at is not None else ", so a file that comes out "
+                       "right is luck") + ". Make the pipe inside splice_body() (a local, not static), "
+                      "and close it at the end (TODO 2)")
+        expect_saved(target, place, httpd.port, f"/bytes/{ODD}", text(ODD), args, result=t.run)
+    note(f"{n} ranges waiting for their answer at once; with --splice, a pipe per thread")
 
 
 def started_writing(place) -> bool:

@@ -182,6 +182,75 @@ STUDENT = [
            {"tiny_objects": "416"},
            "always starts N ranges: with more connections than bytes, some are empty (bytes=2-1: 416)",
            student=True),
+    Mutant("header-in-one-recv", "fetch.cc",
+           [("""    std::string head;
+    char peeked[1024];
+    while (true) {
+        ssize_t n = recv(sock, peeked, sizeof(peeked), MSG_PEEK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("recv");
+        if (n == 0)
+            fail_download("the server closed the connection before the end of the reply's header");
+        std::string seen = head + std::string(peeked, static_cast<std::size_t>(n));
+        std::size_t end = seen.find("\\r\\n\\r\\n", head.size() < 3 ? 0 : head.size() - 3);
+        std::size_t take = end == std::string::npos ? static_cast<std::size_t>(n) : end + 4 - head.size();
+        // take <= n bytes are waiting: MSG_WAITALL gets them all in one call
+        ssize_t got = recv(sock, peeked, take, MSG_WAITALL);
+        if (got != static_cast<ssize_t>(take))
+            die("recv");
+        head.append(peeked, take);
+        if (end != std::string::npos)
+            return parse_header(head);
+        if (head.size() > 16384)
+            fail_download("the reply's header is longer than 16 KiB");
+    }
+""", """    char peeked[1024];   // a header is short: it arrives in one piece
+    ssize_t n;
+    do
+        n = recv(sock, peeked, sizeof(peeked), MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        fail_download("no reply");
+    std::string seen(peeked, static_cast<std::size_t>(n));
+    std::size_t end = seen.find("\\r\\n\\r\\n");
+    if (end == std::string::npos)
+        fail_download("the reply's header has no end");
+    if (recv(sock, peeked, end + 4, MSG_WAITALL) != static_cast<ssize_t>(end + 4))
+        die("recv");
+    return parse_header(seen.substr(0, end + 4));
+""")],
+           {"splice_identical": "header arrived in pieces"},
+           "peeks once and takes what it sees as the whole header: a header that arrives in pieces "
+           "has \"no end\"", student=True),
+    Mutant("one-range-at-a-time", "fetch.cc",
+           [(SLICES + """    for (std::thread& t : threads)
+        t.join();
+""", """    std::uint64_t n = static_cast<std::uint64_t>(d.options.parallel);
+    std::uint64_t slice = (size + n - 1) / n;
+    for (std::uint64_t first = 0; first < size; first += slice) {
+        std::uint64_t last = std::min(first + slice, size) - 1;
+        std::thread worker(fetch_range, std::cref(d), file, first, last, size);
+        worker.join();   // this slice is saved: on to the next
+    }
+""")],
+           {"parallel_at_once": "never had its 4 ranges open at once"},
+           "joins each slice's thread before starting the next: N connections, one after another, "
+           "as slow as one", student=True),
+    Mutant("shared-pipe", "fetch.cc",
+           [("""    int pipe_ends[2];
+    if (pipe2(pipe_ends, O_CLOEXEC) < 0)
+        die("pipe2");
+""", """    static int pipe_ends[2] = {-1, -1};   // one pipe is enough: make it once
+    if (pipe_ends[0] < 0 && pipe2(pipe_ends, O_CLOEXEC) < 0)
+        die("pipe2");
+"""), ("""    close(pipe_ends[0]);
+    close(pipe_ends[1]);
+    // END TODO 2""", "    // END TODO 2")],
+           {"parallel_at_once": "spliced through the same pipe"},
+           "one static pipe for every splice_body(): with --parallel --splice the threads share it and, "
+           "when their splices interleave, take each other's bytes", student=True),
 ]
 
 
