@@ -159,6 +159,40 @@ STUDENT = [
            {"all_tuned": "took 7 packets", "strace_server": "after accept()"},
            "sets TCP_NODELAY and TCP_QUICKACK on each accepted connection: with --defer-accept the "
            "request has arrived, and been acknowledged, before accept() returns", student=True),
+    Mutant("defer-accept-as-switch", "httpd.cc",
+           [(SERVER_TUNING, """    if (options.defer_accept)   // on, as in the client (TODO 1: TCP_DEFER_ACCEPT to 1)
+        set_option(listener, TCP_DEFER_ACCEPT, 1, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.nodelay)
+        set_option(listener, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    if (options.no_quickack)
+        set_option(listener, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+""")],
+           {"server_defer_accept": "not an on/off switch"},
+           "sets TCP_DEFER_ACCEPT to 1 on the listener, as if it were a switch: it defers for 1 s, "
+           "until the first SYN-ACK retransmission, which the client answers, and accept() returns "
+           "the silent connection at 1.01 s (the check used to watch for 1.00 s)", student=True),
+    Mutant("server-nodelay-copy-paste", "httpd.cc",
+           [(SERVER_TUNING, """    if (options.defer_accept)
+        set_option(listener, TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.defer_accept)   // the line above copied, the condition left as it was
+        set_option(listener, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    if (options.no_quickack)
+        set_option(listener, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+""")],
+           {"strace_server": "--nodelay alone: no TCP option"},
+           "tests the wrong switch before TCP_NODELAY: --nodelay sets nothing and --defer-accept sets "
+           "it too; no capture shows it, and the strace with every switch at once saw all four", student=True),
+    Mutant("client-nodelay-copy-paste", "http_get.cc",
+           [(CLIENT_TUNING, """    if (options.defer_accept)
+        set_option(fd, TCP_DEFER_ACCEPT, 1, "setsockopt TCP_DEFER_ACCEPT");
+    if (options.no_quickack)
+        set_option(fd, TCP_QUICKACK, 0, "setsockopt TCP_QUICKACK");
+    if (options.no_quickack)   // the line above copied, the condition left as it was
+        set_option(fd, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+""")],
+           {"strace_client": "--nodelay alone: no TCP option"},
+           "tests the wrong switch before TCP_NODELAY: --nodelay sets nothing and --no-quickack sets "
+           "it too; no capture shows it, and the strace with every switch at once saw all three", student=True),
 ]
 
 
