@@ -7,7 +7,8 @@ The student's programs:
     port for WeensyDB and an HTTP status page (MSG_PEEK); a status file made in DIR and
     deleted at once, passed to every worker;
   `boundaries stream|seqpacket`: three writes into a socket pair, and what each read gets;
-  `dgram server PATH` / `dgram client PATH MESSAGE`: a datagram echo whose client binds.
+  `dgram server PATH` / `dgram client PATH MESSAGE`: a datagram echo whose client binds
+    (autobind: a name of its own, so two clients can wait for answers at once).
 
 Everything is observed from outside: who holds the client's socket (/proc/PID/fd matched
 with /proc/net/tcp), which names are bound (/proc/net/unix), which files the workers hold
@@ -17,13 +18,14 @@ names belong to the network namespace, so the checker reaches @NAME from outside
 """
 import itertools
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 
 from checker.harness import (CheckFailed, T, check, fail, note, procfs, run, sandbox, show_bytes,
-                             start_server, wait_until)
+                             start_server, thread_states, wait_until)
 from checker.harness import ask as harness_ask
 from checker.checks import blocking, protocol
 from checker.checks.version import Version, bind
@@ -399,6 +401,18 @@ def test_peek_routes(target):
                  hint="recv() without MSG_PEEK takes the bytes away: the request reader then starts "
                       "in the middle of the command (TODO 3)")
         c = connect(s.port)
+        got = ask(c, b"\r\n")
+        c.close()
+        if got != b"ERROR\r\n":
+            fail("a first request shorter than four bytes got no answer" if not got else
+                 "a first request shorter than four bytes did not get ERROR",
+                 tried="an empty line, \\r\\n (2 bytes), as the first request of a connection",
+                 expected="ERROR", seen=show_bytes(got, 60) if got else f"nothing within {T(5):g} s",
+                 hint="a peek at four bytes with MSG_WAITALL waits until four have come: a client "
+                      "that sent fewer waits for its answer forever. Peek at one byte; only a 'G' "
+                      "is worth waiting for four (TODO 3)" if not got else
+                      "the request reader must see the client's bytes untouched (TODO 3)")
+        c = connect(s.port)
         page = ask(c, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", ending=())
         c.close()
         if not page.startswith(b"HTTP/1.0 200") or b"weensydb worker" not in page:
@@ -407,7 +421,51 @@ def test_peek_routes(target):
                  seen=show_bytes(page, 80) or "(nothing)",
                  hint="peek at the first four bytes (MSG_PEEK | MSG_WAITALL) and compare them "
                       "with \"GET \" (TODO 3)")
-        note(f"`get nothing` -> END, `GET /` -> {page.splitlines()[-1].decode(errors='replace')}")
+        split = http_in_two_pieces(s)
+        if not split.startswith(b"HTTP/1.0 200") or b"weensydb worker" not in split:
+            fail("an HTTP request whose `G` came alone did not get the status page",
+                 tried="`G` alone; once the worker had it and waited for more, "
+                       "`ET / HTTP/1.0` and the blank line",
+                 expected="HTTP/1.0 200 OK ... weensydb worker PID: ...",
+                 seen=show_bytes(split, 80) or "(nothing)",
+                 hint="a peek returns what has arrived, perhaps fewer than the four bytes asked "
+                      "for, and then the request went to the WeensyDB reader, which took `G`. "
+                      "After a 'G', peek with MSG_PEEK | MSG_WAITALL: it waits for all four (TODO 3)")
+        note(f"`get nothing` -> END, `\\r\\n` -> ERROR, `GET /` (whole, and with its `G` alone) -> "
+             f"{page.splitlines()[-1].decode(errors='replace')}")
+
+
+def waits_on(s, c: socket.socket) -> bool:
+    """True once a thread of the worker holding c's connection sleeps in a system call on
+    that socket (its first argument is the worker's descriptor for it)."""
+    port = c.getsockname()[1]
+    for pid in workers(s):
+        try:
+            fds = [fd for fd, t in procfs.tcp_sockets_of(pid).items()
+                   if t.local_port == s.port and t.remote_port == port]
+            if fds and any(t.args and t.args[0] in fds for t in thread_states(pid)
+                           if t.syscall is not None):
+                return True
+        except OSError:
+            continue   # a process that ended while we looked
+    return False
+
+
+def http_in_two_pieces(s) -> bytes:
+    """GET / with its first byte sent alone: the rest goes only once the server has
+    acknowledged `G` and the worker sleeps on the socket (in a peek waiting for four bytes,
+    or, having taken `G` for WeensyDB, in the request reader's read). Returns the answer."""
+    c = connect(s.port)
+    try:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(b"G")
+        port = c.getsockname()[1]
+        wait_until(lambda: (procfs.tcp_queues(port, s.port) or (1, 0))[0] == 0, T(3),
+                   "`G` acknowledged: in the server's socket")
+        wait_until(lambda: waits_on(s, c), T(3), "the worker waits on the socket")
+        return ask(c, b"ET / HTTP/1.0\r\n\r\n", ending=())
+    finally:
+        c.close()
 
 
 # ---- the deleted status file ----------------------------------------------------------
@@ -492,7 +550,8 @@ def test_boundaries(target):
          f"{' | '.join(results['stream'])}")
 
 
-@check("a datagram client that binds gets its answer; an unbound sender cannot be answered",
+@check("a datagram client that binds gets its answer, two at once from names of their own; "
+       "an unbound sender cannot be answered",
        needs=["build"])
 def test_dgram_bind(target, tmp_path):
     sandbox.give(tmp_path)
@@ -522,10 +581,84 @@ def test_dgram_bind(target, tmp_path):
         except OSError:
             reply = None
         anonymous.close()
-        note(f"dgram client: `{answer.stdout.strip().decode()}`; the checker's unbound socket: "
-             f"{'no answer' if reply is None else reply!r}")
+        addresses = two_clients_at_once(target, tmp_path / "held.sock")
     finally:
         kill_group(server)
         server.wait(timeout=T(5))
         for stream in (server.stdout, server.stderr):
             stream.close()
+    note(f"dgram client: `{answer.stdout.strip().decode()}`; the checker's unbound socket: "
+         f"{'no answer' if reply is None else reply!r}; two clients at once sent from "
+         f"{' and '.join(addresses)}")
+
+
+def shown_address(address) -> str:
+    """An AF_UNIX sender's address as /proc/net/unix shows it: @ for each '\\0' of an
+    abstract name (a long run of them counted)."""
+    if isinstance(address, str):
+        return address or "(unbound)"
+    text = "".join("@" if b == 0 else chr(b) for b in address)
+    if len(text) <= 24:
+        return text
+    return f"{text[:8]}… ({len(address)} bytes, {address.count(0)} of them '\\0')"
+
+
+def two_clients_at_once(target, path) -> list[str]:
+    """Two `dgram client`s against the checker's own socket at path: the first's datagram is
+    held unanswered while the second starts and sends. Each must send from an address of its
+    own. Returns the two addresses, shown."""
+    from checker.harness import spawn
+    from checker.harness.procs import kill_group
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    clients = []
+    try:
+        held.bind(str(path))
+        os.chmod(path, 0o666)   # the sandboxed client sends to it
+        held.settimeout(T(5))
+        tried_here = (f"dgram client PATH first; while it waits for its answer, dgram client PATH "
+                      f"second (PATH: {path}, the checker's socket)")
+        senders = []
+        for word in ("first", "second"):
+            clients.append(spawn([str(target.binary(DGRAM)), "client", str(path), word],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            client = clients[-1]
+            def sent() -> bool:
+                return bool(select.select([held], [], [], 0)[0])
+            wait_until(lambda: sent() or client.poll() is not None, T(5), f"the {word} client's datagram")
+            if not sent():
+                ended = client.poll() is not None
+                said = client.stderr.read().decode(errors="replace").strip() if ended else ""
+                fail(f"the {word} of two dgram clients at once sent nothing",
+                     tried=tried_here, expected="a datagram from each, from two different addresses",
+                     seen=f"the {word} client " + (f"ended ({said[:160] or 'no message'})" if ended
+                                                   else f"sent no datagram within {T(5):g} s"),
+                     hint="a client bound to one fixed name (a path, or sizeof(sockaddr_un) of zeros: "
+                          "the abstract name of 107 '\\0' bytes) cannot bind while another client holds "
+                          "it (EADDRINUSE). bind() with only the family, length sizeof(sa_family_t): the "
+                          "kernel picks a new name for each socket (autobind, TODO 8)"
+                          if word == "second" else
+                          "it got its answer from dgram server above; here it sends to the checker's "
+                          "socket at PATH: see what it said")
+            message, sender = held.recvfrom(4096)
+            senders.append((message, sender))
+        shown = [shown_address(sender) for _, sender in senders]
+        if senders[0][1] == senders[1][1]:
+            fail("two dgram clients at once sent from the same address",
+                 tried=tried_here, expected="two different sender addresses (autobind gives each "
+                 "socket its own five-hex-digit abstract name)", seen=f"both from {shown[0]}",
+                 hint="an answer to that address reaches only whichever client holds it now. bind() "
+                      "with only the family, length sizeof(sa_family_t), not sizeof(sockaddr_un) nor "
+                      "a fixed path: the kernel picks a new name for each socket (autobind, TODO 8)")
+        for message, sender in senders:
+            try:
+                held.sendto(b"echo: " + message, sender)
+            except OSError:
+                pass   # (that client is gone: its own output says so)
+        return shown
+    finally:
+        held.close()
+        for client in clients:
+            kill_group(client)
+            client.wait(timeout=T(5))
+            for stream in (client.stdout, client.stderr):
+                stream.close()

@@ -22,6 +22,8 @@ WORKERS_STARTED = "    for (int i = 0; i < a.nworkers; i++)\n        start_worke
 CONTROL = "    message.msg_control = control;\n    message.msg_controllen = sizeof(control);\n    cmsghdr* c = CMSG_FIRSTHDR(&message);\n"
 GET_END = '        if (request.last_part)\n            reply += "END\\r\\n";\n'
 NOREPLY = "            if (!request.noreply && !write_all(client, reply.data(), reply.size()))\n"
+PEEK_TWICE = ("    ssize_t n = recv(client, first, 1, MSG_PEEK);\n    if (n != 1 || first[0] != 'G')\n"
+              "        return false;\n    n = recv(client, first, 4, MSG_PEEK | MSG_WAITALL);\n")
 
 MUTANTS = [
     Mutant("acceptor-keeps-copy", SERVER, [(CLOSE_COPY, "    //|\n")],
@@ -85,6 +87,23 @@ STUDENT = [
            [(NOREPLY, "            if (!write_all(client, reply.data(), reply.size()))\n")],
            {"protocol": "noreply gets no reply", "pymemcache": "noreply"},
            "answers every request, noreply or not", student=True),
+    Mutant("peek-four-without-waitall", SERVER,
+           [(PEEK_TWICE, "    ssize_t n = recv(client, first, sizeof(first), MSG_PEEK);\n")],
+           {"peek_routes": "whose `G` came alone"},
+           "peeks at four bytes at once without MSG_WAITALL: an HTTP request whose first segment "
+           "is shorter than `GET ` goes to the WeensyDB reader", student=True),
+    Mutant("peek-waits-for-four", SERVER,
+           [(PEEK_TWICE, "    ssize_t n = recv(client, first, sizeof(first), MSG_PEEK | MSG_WAITALL);\n")],
+           {"peek_routes": "shorter than four bytes got no answer"},
+           "peeks at four bytes with MSG_WAITALL for every client: a first request of fewer "
+           "bytes (an empty line) waits forever", student=True),
+    Mutant("dgram-client-fixed-name", DGRAM,
+           [("    if (bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(sa_family_t)) != 0)\n",
+             "    if (bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(self)) != 0)\n")],
+           {"dgram_bind": "dgram clients at once"},
+           "binds the client with the whole sockaddr_un's length: not autobind but the abstract "
+           "name of 107 '\\0' bytes, the same for every client, so two cannot run at once",
+           student=True),
 ]
 
 
