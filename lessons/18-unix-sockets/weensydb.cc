@@ -34,7 +34,9 @@
 #include "common/wdb_request.h"
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <csignal>
 #include <cstdio>
@@ -301,6 +303,33 @@ static void reply_line(int fd, const std::string& line) {
     write_all(fd, line.data(), line.size());
 }
 
+// One command line, read within a second in all (the acceptor must not wait long for
+// anyone). A stream keeps no message boundaries: a read() may return part of the line,
+// so read until its newline, the end, or a full buffer.
+static std::string read_command(int fd) {
+    constexpr std::size_t MAX_COMMAND = 63;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    std::string line;
+    while (line.size() < MAX_COMMAND && line.find('\n') == std::string::npos) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd readable = {fd, POLLIN, 0};
+        if (left.count() <= 0 || poll(&readable, 1, static_cast<int>(left.count())) <= 0)
+            break;   // out of time (or poll failed): take what came
+        char buf[MAX_COMMAND];
+        ssize_t n = read(fd, buf, MAX_COMMAND - line.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;   // the end, or an error: take what came
+        line.append(buf, static_cast<std::size_t>(n));
+    }
+    line.resize(std::min(line.find('\n'), line.size()));
+    if (!line.empty() && line.back() == '\r')
+        line.pop_back();
+    return line;
+}
+
 // One admin command, answered only to a client of our own uid. (The command
 // is read first even from a stranger: closing a socket with unread data in
 // it makes the peer's read fail with ECONNRESET, and the refusal is lost.)
@@ -308,13 +337,7 @@ static void serve_admin(Acceptor& a) {
     int client = accept4(a.admin, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0)
         return;
-    timeval patience = {1, 0};   // the acceptor must not wait long for anyone
-    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience));
-    char line[64] = {};
-    ssize_t n = read(client, line, sizeof(line) - 1);
-    std::string command(line, n > 0 ? static_cast<std::size_t>(n) : 0);
-    while (!command.empty() && (command.back() == '\n' || command.back() == '\r'))
-        command.pop_back();
+    std::string command = read_command(client);
     uid_t uid = peer_uid(client);
     if (uid != geteuid()) {
         reply_line(client, "refused: uid " + std::to_string(uid) + " is not this server's (" +
