@@ -124,12 +124,24 @@ def unix_names() -> list[str]:
     return names
 
 
-def admin_as(uid: int | None, name: str, command: str) -> str:
-    """Connects to @name as uid (None: as the checker itself), sends command, returns the
-    answer (or what went wrong)."""
-    code = ("import socket,sys\n"
+def admin_as(uid: int | None, name: str, command: str, pieces: int = 1) -> str:
+    """Connects to @name as uid (None: as the checker itself), sends command and its newline,
+    returns the answer (or what went wrong). With pieces > 1 the line goes in that many
+    parts, each sent once the server has read the one before: SIOCOUTQ on an AF_UNIX socket
+    counts what the peer has not read yet (polled, with a deadline)."""
+    line = command + "\n"
+    cuts = [len(line) * i // pieces for i in range(pieces + 1)]
+    parts = [line[a:b] for a, b in zip(cuts, cuts[1:])]
+    code = ("import fcntl,socket,struct,sys,termios,time\n"
             "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); s.settimeout(5)\n"
-            f"s.connect('\\0'+{name!r}); s.sendall({command!r}.encode()+b'\\n')\n"
+            f"s.connect('\\0'+{name!r})\n"
+            "unread=lambda: struct.unpack('i', fcntl.ioctl(s, termios.TIOCOUTQ, bytes(4)))[0]\n"
+            f"for i, part in enumerate({parts!r}):\n"
+            "    if i:\n"
+            f"        deadline=time.monotonic()+{T(3)}\n"
+            "        while unread() and time.monotonic() < deadline: time.sleep(0.005)\n"
+            "    try: s.sendall(part.encode())\n"
+            "    except OSError: break\n"
             "data=b''\n"
             "while True:\n"
             "    chunk=s.recv(4096)\n"
@@ -364,6 +376,14 @@ def test_peercred(target):
                       "length (TODO 5)?" if "ConnectionRefused" in answer else
                       "SO_PEERCRED on the accepted socket gives the client's uid; compare it with "
                       "geteuid() (TODO 6)")
+        split = admin_as(own, name, "stats", pieces=2)
+        if not split.startswith(f"workers {WORKERS}"):
+            fail("the admin socket took part of a command for the whole",
+                 tried=f"as uid {own if own is not None else os.geteuid()}: connect to @{name}, send `st`, "
+                       "then `ats\\n` once the server has read `st`",
+                 expected=f"workers {WORKERS} pids ...", seen=split or "(nothing)",
+                 hint="a read() of a stream socket returns what has arrived, which may be part of a "
+                      "line: read until the newline (read_command in serve_admin does)")
         if not sandbox.active():
             note("not root: the checker cannot become another uid, so only the own-uid half ran")
             return
@@ -376,7 +396,7 @@ def test_peercred(target):
                  hint="read the credentials of the connected client socket (the one accept() "
                       "returned), not of the listening socket: on a listener SO_PEERCRED gives the "
                       "server's own uid (TODO 6)")
-        note(f"uid {own} got `{answer}`; uid {other} got `{refused}`")
+        note(f"uid {own} got `{answer}` (also with `stats` sent in two pieces); uid {other} got `{refused}`")
 
 
 # ---- MSG_PEEK -------------------------------------------------------------------------
