@@ -642,6 +642,11 @@ def wait_calls(pid: int, seconds: float = 0.3) -> list[tuple[str, str, int, str]
             for m in map(STRACE_LINE.match, text.splitlines()) if m and m.group(1) in WAIT_CALLS]
 
 
+def no_timeout(call: str) -> str:
+    """How a program asks `call` for no timeout: -1 for poll and epoll_wait, nullptr for select."""
+    return "-1" if "epoll" in call or call == "poll" else "nullptr"
+
+
 def busy_hint(pid: int, v) -> tuple[str, str]:
     """Why an event loop that should sleep keeps a core busy, from its wait calls:
     (what strace showed, the hint)."""
@@ -661,14 +666,14 @@ def busy_hint(pid: int, v) -> tuple[str, str]:
     name = calls[0][0]
     if len(zero) * 2 > len(calls):
         example = f"{zero[0][0]}({zero[0][1]}) = {zero[0][2]}"
-        nothing = "-1" if "epoll" in name or "poll" == name else "nullptr"
+        nothing = no_timeout(name)
         return (f"{len(calls):,} {name}() calls in 0.3 s, each with a timeout of 0, e.g. {example}",
                 f"a timeout of 0 means \"return at once\", so the loop never sleeps: to wait "
                 f"until a descriptor is ready, pass {nothing} (no timeout)")
     timed_out = [c for c in calls if c[2] == 0]
     if len(timed_out) * 2 > len(calls):
         example = f"{timed_out[0][0]}({timed_out[0][1]}) = 0"
-        nothing = "-1" if "epoll" in name or "poll" == name else "nullptr"
+        nothing = no_timeout(name)
         return (f"{len(calls):,} {name}() calls in 0.3 s, {len(timed_out):,} of them ended by their "
                 f"timeout with nothing ready, e.g. {example}",
                 f"a timeout wakes the loop for nothing: with no timer to run, pass {nothing} (no "
